@@ -1,0 +1,15 @@
+//! regdrift: find the hardware state a kexec reboot leaves behind.
+//!
+//! Data flows one way: sources (read-only) → [`capture`] or [`import`] → [`snapshot`] →
+//! [`diff`] (with [`decode`], [`regdb`], [`owners`]) → [`export`] and the TUI.
+
+pub mod atomic;
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod fixture;
+pub mod owners;
+pub mod regdb;
+pub mod report;
+pub mod sanitize;
+pub mod snapshot;

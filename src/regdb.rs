@@ -1,0 +1,423 @@
+//! The register database: MSR names, bit fields, volatility and the never-read list, from
+//! `assets/msrs.toml` (embedded at build time; a user file can replace it with
+//! `--regdb FILE` or `REGDRIFT_REGDB`).
+//!
+//! Schema (TOML):
+//!
+//! ```toml
+//! [[msr]]
+//! index = 0x1a0
+//! name = "IA32_MISC_ENABLE"
+//! description = "Miscellaneous feature enables"
+//! # volatile = "counter"      # changes by itself (TSC, APERF, PMCs, energy status)
+//! # volatile = "per-boot"     # rewritten differently at every boot (KASLR addresses, stacks)
+//! # count = 8, stride = 1     # a run of registers; "{n}" in names is the register's number
+//! [[msr.field]]
+//! name = "FAST_STRINGS"
+//! bits = "0"                  # or "7:0"
+//! description = "Fast-strings enable"
+//! # values = { "0" = "UC", "6" = "WB" }
+//! # volatile = "counter"
+//!
+//! [[never_read]]
+//! first = 0x1f4               # PRMRR
+//! last = 0x1f5
+//! reason = "PRMRR reads have crashed machines (chipsec issue #887)"
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::Field;
+use crate::error::{FileError, ParseError};
+
+const EMBEDDED: &str = include_str!("../assets/msrs.toml");
+
+/// Why a register or bit changes without anyone having left it behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Volatility {
+    /// Counts by itself: TSC, APERF/MPERF, PMCs, energy counters, status readouts.
+    Counter,
+    /// Written by every boot with a boot-specific value: KASLR addresses, per-CPU stacks.
+    PerBoot,
+}
+
+impl Volatility {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Volatility::Counter => "counts by itself",
+            Volatility::PerBoot => "rewritten at every boot (KASLR, per-CPU data)",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDef {
+    pub name: String,
+    pub mask: u64,
+    pub description: String,
+    /// Named values of the field (e.g. memory types).
+    pub values: BTreeMap<u64, String>,
+    pub volatile: Option<Volatility>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MsrDef {
+    pub index: u32,
+    pub name: String,
+    pub description: String,
+    pub fields: Vec<FieldDef>,
+    /// The whole register is volatile.
+    pub volatile: Option<Volatility>,
+}
+
+impl MsrDef {
+    /// The bits that change by themselves or per boot (all bits for a volatile register).
+    pub fn volatile_mask(&self) -> u64 {
+        if self.volatile.is_some() {
+            return u64::MAX;
+        }
+        self.fields
+            .iter()
+            .filter(|f| f.volatile.is_some())
+            .fold(0, |m, f| m | f.mask)
+    }
+
+    /// The volatility of the bits in `mask`: the register's, or the first volatile field's
+    /// that overlaps.
+    pub fn volatility_of(&self, mask: u64) -> Option<Volatility> {
+        self.volatile.or_else(|| {
+            self.fields
+                .iter()
+                .find(|f| f.volatile.is_some() && f.mask & mask != 0)
+                .and_then(|f| f.volatile)
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeverRead {
+    pub first: u32,
+    pub last: u32,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RegDb {
+    msrs: Vec<MsrDef>,
+    by_index: HashMap<u32, usize>,
+    never_read: Vec<NeverRead>,
+}
+
+// ---- file schema --------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepr {
+    #[serde(default)]
+    msr: Vec<MsrRepr>,
+    #[serde(default)]
+    never_read: Vec<NeverReadRepr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MsrRepr {
+    index: i64,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    volatile: Option<Volatility>,
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    stride: Option<u32>,
+    #[serde(default)]
+    field: Vec<FieldRepr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldRepr {
+    name: String,
+    bits: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    values: BTreeMap<String, String>,
+    #[serde(default)]
+    volatile: Option<Volatility>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NeverReadRepr {
+    first: i64,
+    #[serde(default)]
+    last: Option<i64>,
+    reason: String,
+}
+
+/// Parse `"25"` or `"7:0"` (or `"0:7"`) into a mask.
+pub fn parse_bits(s: &str) -> Result<u64, String> {
+    let num = |t: &str| -> Result<u32, String> {
+        let b: u32 = t
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad bit number {t:?}"))?;
+        if b > 63 {
+            return Err(format!("bit {b} is past 63"));
+        }
+        Ok(b)
+    };
+    let (hi, lo) = match s.split_once(':') {
+        Some((a, b)) => {
+            let (a, b) = (num(a)?, num(b)?);
+            (a.max(b), a.min(b))
+        }
+        None => {
+            let b = num(s)?;
+            (b, b)
+        }
+    };
+    let width = hi - lo + 1;
+    Ok(if width == 64 {
+        u64::MAX
+    } else {
+        ((1u64 << width) - 1) << lo
+    })
+}
+
+fn index_u32(v: i64, what: &str) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("{what} {v:#x} is not a 32-bit MSR index"))
+}
+
+impl RegDb {
+    /// The database built into the binary (parsed once).
+    pub fn embedded() -> &'static RegDb {
+        static DB: OnceLock<RegDb> = OnceLock::new();
+        DB.get_or_init(|| RegDb::from_toml(EMBEDDED).expect("embedded assets/msrs.toml is valid"))
+    }
+
+    /// Load a user's replacement database.
+    pub fn load(path: &Path) -> Result<RegDb, FileError> {
+        let text = crate::snapshot::read_text_file(path, 64 << 20)?;
+        RegDb::from_toml(&text).map_err(|e| FileError::invalid(path, e.to_string()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<RegDb, ParseError> {
+        let repr: FileRepr = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            ParseError {
+                line,
+                what: e.message().to_string(),
+            }
+        })?;
+        let mut db = RegDb::default();
+        for m in repr.msr {
+            let base = index_u32(m.index, "index").map_err(ParseError::new)?;
+            let mut fields = Vec::new();
+            for f in &m.field {
+                let mask = parse_bits(&f.bits)
+                    .map_err(|e| ParseError::new(format!("{} field {}: {e}", m.name, f.name)))?;
+                let mut values = BTreeMap::new();
+                for (k, v) in &f.values {
+                    let key = crate::snapshot::parse_hex(k)
+                        .filter(|_| k.starts_with("0x"))
+                        .or_else(|| k.parse().ok())
+                        .ok_or_else(|| {
+                            ParseError::new(format!(
+                                "{} field {}: bad value key {k:?}",
+                                m.name, f.name
+                            ))
+                        })?;
+                    values.insert(key, v.clone());
+                }
+                fields.push(FieldDef {
+                    name: f.name.clone(),
+                    mask,
+                    description: f.description.clone(),
+                    values,
+                    volatile: f.volatile,
+                });
+            }
+            let count = m.count.unwrap_or(1);
+            let stride = m.stride.unwrap_or(1);
+            if count == 0 || count > 4096 {
+                return Err(ParseError::new(format!(
+                    "{}: count {count} out of range",
+                    m.name
+                )));
+            }
+            for n in 0..count {
+                let index = base
+                    .checked_add(n * stride)
+                    .ok_or_else(|| ParseError::new(format!("{}: index overflows", m.name)))?;
+                let subst = |s: &str| s.replace("{n}", &n.to_string());
+                let def = MsrDef {
+                    index,
+                    name: subst(&m.name),
+                    description: subst(&m.description),
+                    fields: fields
+                        .iter()
+                        .map(|f| FieldDef {
+                            name: subst(&f.name),
+                            description: subst(&f.description),
+                            ..f.clone()
+                        })
+                        .collect(),
+                    volatile: m.volatile,
+                };
+                if let Some(&i) = db.by_index.get(&index) {
+                    return Err(ParseError::new(format!(
+                        "MSR {index:#x} defined twice ({} and {})",
+                        db.msrs[i].name, def.name
+                    )));
+                }
+                db.by_index.insert(index, db.msrs.len());
+                db.msrs.push(def);
+            }
+        }
+        for n in repr.never_read {
+            let first = index_u32(n.first, "never_read first").map_err(ParseError::new)?;
+            let last =
+                index_u32(n.last.unwrap_or(n.first), "never_read last").map_err(ParseError::new)?;
+            if last < first {
+                return Err(ParseError::new(format!(
+                    "never_read {first:#x}..{last:#x} is empty"
+                )));
+            }
+            db.never_read.push(NeverRead {
+                first,
+                last,
+                reason: n.reason,
+            });
+        }
+        db.msrs.sort_by_key(|d| d.index);
+        db.by_index = db
+            .msrs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.index, i))
+            .collect();
+        Ok(db)
+    }
+
+    pub fn msr(&self, index: u32) -> Option<&MsrDef> {
+        self.by_index.get(&index).map(|&i| &self.msrs[i])
+    }
+
+    /// The name of an MSR, or `MSR_0x…` for one the database does not know.
+    pub fn msr_name(&self, index: u32) -> String {
+        self.msr(index)
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| format!("MSR_{index:#x}"))
+    }
+
+    /// Every MSR the database names, ascending: the `--msrs known` set (less never-read).
+    pub fn known_msrs(&self) -> impl Iterator<Item = &MsrDef> {
+        self.msrs.iter()
+    }
+
+    /// Why `index` must never be read, if it is on the never-read list.
+    pub fn never_read(&self, index: u32) -> Option<&NeverRead> {
+        self.never_read
+            .iter()
+            .find(|n| (n.first..=n.last).contains(&index))
+    }
+
+    pub fn never_read_list(&self) -> &[NeverRead] {
+        &self.never_read
+    }
+
+    /// The named fields of `value`, in the database's order.
+    pub fn decode_msr(&self, index: u32, value: u64) -> Vec<Field> {
+        let Some(def) = self.msr(index) else {
+            return Vec::new();
+        };
+        def.fields
+            .iter()
+            .map(|f| {
+                let v = crate::decode::extract(value, f.mask);
+                Field {
+                    name: f.name.clone(),
+                    mask: f.mask,
+                    value: v,
+                    meaning: f.values.get(&v).cloned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Bits of `index` that are volatile (0 for an unknown MSR).
+    pub fn volatile_mask(&self, index: u32) -> u64 {
+        self.msr(index).map_or(0, MsrDef::volatile_mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_database_loads() {
+        let db = RegDb::embedded();
+        assert!(db.msr(0x1a0).is_some());
+        assert!(db.known_msrs().count() >= 4);
+    }
+
+    #[test]
+    fn runs_expand_and_fields_decode() {
+        let db = RegDb::from_toml(
+            r#"
+[[msr]]
+index = 0x186
+name = "IA32_PERFEVTSEL{n}"
+count = 2
+[[msr.field]]
+name = "EN"
+bits = "22"
+[[msr.field]]
+name = "EVENT"
+bits = "7:0"
+values = { "0x3c" = "unhalted core cycles" }
+
+[[msr]]
+index = 0x10
+name = "IA32_TIME_STAMP_COUNTER"
+volatile = "counter"
+
+[[never_read]]
+first = 0x1f4
+last = 0x1f5
+reason = "PRMRR"
+"#,
+        )
+        .unwrap();
+        assert_eq!(db.msr_name(0x187), "IA32_PERFEVTSEL1");
+        let f = db.decode_msr(0x186, 0x43003c);
+        assert_eq!(f[0].value, 1);
+        assert_eq!(f[1].meaning.as_deref(), Some("unhalted core cycles"));
+        assert_eq!(db.volatile_mask(0x10), u64::MAX);
+        assert_eq!(db.volatile_mask(0x186), 0);
+        assert!(db.never_read(0x1f5).is_some());
+        assert!(db.never_read(0x1f6).is_none());
+        assert_eq!(db.msr_name(0x999), "MSR_0x999");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = RegDb::from_toml("[[msr]]\nindex = 1\nname = 3\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = RegDb::from_toml("[[msr]]\nindex=1\nname='A'\n[[msr]]\nindex=1\nname='B'\n")
+            .unwrap_err();
+        assert!(e.what.contains("defined twice"));
+    }
+}

@@ -1,0 +1,717 @@
+//! The snapshot: everything one capture (or one import) saw, as a versioned JSON file.
+//!
+//! Layout (version 1), documented in the README:
+//!
+//! ```json
+//! { "format": "regdrift-snapshot", "version": 1,
+//!   "meta": { ... },
+//!   "msr":  { "selection": "known", "cpus": { "0": { "values": {"0x1a0": "0x850089"},
+//!                                                      "unreadable": {"0x1fc": "EIO"} } } },
+//!   "mtrr": { "phys_bits": 48, "proc_mtrr": "reg00: base=..." },
+//!   "pci":  { "devices": { "0000:00:1f.2": { "vendor": "8086", ..., "config": {"len": 256, "hex": "..."} } } } }
+//! ```
+//!
+//! A section that is absent (`null` or missing) was not captured (or not carried by an
+//! imported dump); `diff` then compares only what both sides have.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::FileError;
+
+pub const FORMAT: &str = "regdrift-snapshot";
+pub const VERSION: u32 = 1;
+
+/// The largest snapshot file regdrift will open (a 256-CPU server with a thousand devices
+/// is ~15 MiB).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub format: String,
+    pub version: u32,
+    pub meta: Meta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msr: Option<MsrSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtrr: Option<MtrrSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci: Option<PciSection>,
+}
+
+/// Where the snapshot came from and what could not be read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub regdrift_version: String,
+    /// RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<String>,
+    pub origin: Origin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// Module names from /proc/modules, sorted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules: Option<Vec<String>>,
+    /// The kernel's list of online CPUs (`0-3,6`), as /sys/devices/system/cpu/online gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_online: Option<String>,
+    /// Sources that could not be read, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// Read from a machine (or a tree laid out like one) under `root`.
+    Capture { root: String },
+    /// Converted from another tool's dump.
+    Import { importer: String, file: String },
+    /// Made by a generator (benchmarks, tests).
+    Synthetic { generator: String },
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Origin::Capture { root: "/".into() }
+    }
+}
+
+/// One source that could not be read (or read only in part).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// `msr`, `cpuid`, `mtrr`, `pci`, `meta`, or an importer's name.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub reason: String,
+}
+
+impl Problem {
+    pub fn new(source: &str, path: Option<&Path>, reason: impl Into<String>) -> Self {
+        Problem {
+            source: source.to_string(),
+            path: path.map(|p| p.display().to_string()),
+            reason: reason.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// MSRs
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MsrSection {
+    /// What was asked for: `known`, `scan`, or the list given (`0x10,0x200-0x20f`).
+    pub selection: String,
+    /// Per logical CPU number. A CPU whose MSR device could not be opened is absent (and
+    /// named in `meta.problems`).
+    #[serde(with = "cpu_map")]
+    pub cpus: BTreeMap<u32, CpuMsrs>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuMsrs {
+    /// MSR index → value, as `"0x1a0": "0x850089"`.
+    #[serde(with = "hex_u32_u64_map")]
+    pub values: BTreeMap<u32, u64>,
+    /// MSR index → why it could not be read (`EIO`, `short read`…). A scan does not list
+    /// the MSRs that fault: on real hardware that is most of the space.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "hex_u32_str_map"
+    )]
+    pub unreadable: BTreeMap<u32, String>,
+    /// Physical address width from CPUID 0x80000008 (EAX 7:0), when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phys_bits: Option<u8>,
+}
+
+// ---------------------------------------------------------------------------------------
+// MTRRs
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MtrrSection {
+    /// Physical address width used to decode PHYSMASKn (CPUID, or `--phys-bits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phys_bits: Option<u8>,
+    /// The text of /proc/mtrr, as read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proc_mtrr: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// PCI
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PciSection {
+    #[serde(with = "bdf_map")]
+    pub devices: BTreeMap<Bdf, PciDevice>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PciDevice {
+    #[serde(with = "hex4")]
+    pub vendor: u16,
+    #[serde(with = "hex4")]
+    pub device: u16,
+    /// Class, subclass and programming interface (`0x010601` is `"010601"`).
+    #[serde(with = "hex6")]
+    pub class: u32,
+    #[serde(with = "hex2")]
+    pub revision: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex4")]
+    pub subsystem_vendor: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex4")]
+    pub subsystem_device: Option<u16>,
+    /// The bound driver's name (the `driver` link), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Config space as the kernel gave it: 4096, 256 or 64 bytes.
+    #[serde(with = "config_bytes")]
+    pub config: Vec<u8>,
+    /// Why the config space is shorter than the device's (e.g. not root: 64 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_note: Option<String>,
+    /// The device disappeared while it was being read: what was read is kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vanished: bool,
+}
+
+/// A PCI address: domain:bus:device.function.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bdf {
+    pub domain: u32,
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
+}
+
+impl fmt::Display for Bdf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+impl FromStr for Bdf {
+    type Err = String;
+    /// `0000:00:1f.2`, or `00:1f.2` (domain 0).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("not a PCI address (domain:bus:device.function): {s:?}");
+        let (rest, func) = s.rsplit_once('.').ok_or_else(bad)?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let (dom, bus, dev) = match parts.as_slice() {
+            [b, d] => ("0", *b, *d),
+            [dm, b, d] => (*dm, *b, *d),
+            _ => return Err(bad()),
+        };
+        let hex = |t: &str, max: u32| -> Result<u32, String> {
+            if t.is_empty() || t.len() > 8 {
+                return Err(bad());
+            }
+            let v = u32::from_str_radix(t, 16).map_err(|_| bad())?;
+            if v > max {
+                return Err(bad());
+            }
+            Ok(v)
+        };
+        Ok(Bdf {
+            domain: hex(dom, u32::MAX)?,
+            bus: hex(bus, 0xff)? as u8,
+            device: hex(dev, 0x1f)? as u8,
+            function: hex(func, 7)? as u8,
+        })
+    }
+}
+
+impl Serialize for Bdf {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bdf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Construction, load and save
+
+impl Snapshot {
+    /// An empty snapshot of this format version, with `origin`.
+    pub fn new(origin: Origin) -> Self {
+        Snapshot {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            meta: Meta {
+                regdrift_version: env!("CARGO_PKG_VERSION").to_string(),
+                origin,
+                ..Meta::default()
+            },
+            msr: None,
+            mtrr: None,
+            pci: None,
+        }
+    }
+
+    /// Parse a snapshot from JSON text; `name` is used in messages only.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<serde_json::Value>,
+            version: Option<serde_json::Value>,
+        }
+        // Check the header first, so that a newer or foreign file is refused by name
+        // rather than by the first field it does not understand.
+        let header: Header = match serde_json::from_str(text) {
+            Ok(h) => h,
+            Err(e) => return Err(format!("not a JSON snapshot: {e}")),
+        };
+        match header.format.as_ref().and_then(|f| f.as_str()) {
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(format!(
+                    "format is {:?}, expected {FORMAT:?}",
+                    crate::sanitize::inert(other)
+                ))
+            }
+            None => return Err(format!("no \"format\": {FORMAT:?} field: not a snapshot")),
+        }
+        match header.version.as_ref().and_then(|v| v.as_u64()) {
+            Some(v) if v == VERSION as u64 => {}
+            Some(v) if v > VERSION as u64 => {
+                return Err(format!(
+                    "snapshot version {v} is newer than this regdrift understands \
+                     (version {VERSION}); upgrade regdrift"
+                ))
+            }
+            Some(v) => return Err(format!("unknown snapshot version {v}")),
+            None => return Err("no numeric \"version\" field".to_string()),
+        }
+        serde_json::from_str(text).map_err(|e| format!("invalid snapshot: {e}"))
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("snapshot serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Load a snapshot file; errors name the file.
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let text = read_text_file(path, MAX_FILE_BYTES)?;
+        Snapshot::from_json(&text).map_err(|what| FileError::invalid(path, what))
+    }
+
+    pub fn save(&self, out: &crate::atomic::Output) -> Result<(), FileError> {
+        out.write(self.to_json().as_bytes())
+    }
+
+    /// A one-line description for reports: host, kernel, boot id or the import source.
+    pub fn describe(&self) -> String {
+        let m = &self.meta;
+        let mut parts = Vec::new();
+        match &m.origin {
+            Origin::Capture { root } if root != "/" => parts.push(format!("root {root}")),
+            Origin::Capture { .. } => {}
+            Origin::Import { importer, file } => parts.push(format!("{importer} dump {file}")),
+            Origin::Synthetic { generator } => parts.push(format!("synthetic ({generator})")),
+        }
+        if let Some(h) = &m.hostname {
+            parts.push(h.clone());
+        }
+        if let Some(k) = &m.kernel_release {
+            parts.push(format!("Linux {k}"));
+        }
+        if let Some(b) = &m.boot_id {
+            parts.push(format!("boot {}", b.get(..8).unwrap_or(b)));
+        }
+        if let Some(t) = &m.captured_at {
+            parts.push(t.clone());
+        }
+        crate::sanitize::inert(&parts.join(", ")).into_owned()
+    }
+}
+
+/// Read a whole text file, refusing one larger than `max` bytes and one that is not UTF-8.
+pub fn read_text_file(path: &Path, max: u64) -> Result<String, FileError> {
+    use std::io::Read;
+    let read_err = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(read_err)?;
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf).map_err(read_err)?;
+    if buf.len() as u64 > max {
+        return Err(FileError::invalid(
+            path,
+            format!("larger than {} MiB: refused", max >> 20),
+        ));
+    }
+    String::from_utf8(buf).map_err(|e| {
+        FileError::invalid(
+            path,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// serde helpers: numbers as hex strings, maps keyed by hex strings.
+
+/// Parse `0x1a0`, `0X1A0` or `1a0` (hex) as a u64.
+pub fn parse_hex(s: &str) -> Option<u64> {
+    let t = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    if t.is_empty() || t.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(t, 16).ok()
+}
+
+macro_rules! hex_fixed {
+    ($modname:ident, $ty:ty, $width:expr) => {
+        mod $modname {
+            use serde::{Deserialize, Deserializer, Serializer};
+            pub fn serialize<S: Serializer>(v: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&format_args!("{:0w$x}", v, w = $width))
+            }
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                super::parse_hex(&s)
+                    .and_then(|v| <$ty>::try_from(v).ok())
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "expected a hex number of at most {} digits, got {:?}",
+                            $width, s
+                        ))
+                    })
+            }
+        }
+    };
+}
+hex_fixed!(hex2, u8, 2);
+hex_fixed!(hex4, u16, 4);
+hex_fixed!(hex6, u32, 6);
+
+mod opt_hex4 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &Option<u16>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(&format_args!("{v:04x}")),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+        let s = Option::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+        match s {
+            None => Ok(None),
+            Some(s) => super::parse_hex(&s)
+                .and_then(|v| u16::try_from(v).ok())
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("bad 16-bit hex id {s:?}"))),
+        }
+    }
+}
+
+mod hex_u32_u64_map {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<u32, u64>, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            map.serialize_entry(&format_args!("{k:#x}"), &format_args!("{v:#x}"))?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, u64>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BTreeMap<u32, u64>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of hex MSR index to hex value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some((k, v)) =
+                    a.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
+                {
+                    let key = super::parse_hex(&k)
+                        .and_then(|k| u32::try_from(k).ok())
+                        .ok_or_else(|| serde::de::Error::custom(format!("bad MSR index {k:?}")))?;
+                    let val = super::parse_hex(&v).ok_or_else(|| {
+                        serde::de::Error::custom(format!("bad value {v:?} for MSR {k}"))
+                    })?;
+                    m.insert(key, val);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+mod hex_u32_str_map {
+    use std::collections::BTreeMap;
+
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<u32, String>, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            map.serialize_entry(&format_args!("{k:#x}"), v)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, String>, D::Error> {
+        let raw = BTreeMap::<String, String>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                super::parse_hex(&k)
+                    .and_then(|k| u32::try_from(k).ok())
+                    .map(|k| (k, v))
+                    .ok_or_else(|| serde::de::Error::custom(format!("bad MSR index {k:?}")))
+            })
+            .collect()
+    }
+}
+
+mod cpu_map {
+    use std::collections::BTreeMap;
+
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::CpuMsrs;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<u32, CpuMsrs>, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            map.serialize_entry(&k.to_string(), v)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<u32, CpuMsrs>, D::Error> {
+        let raw = BTreeMap::<String, CpuMsrs>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                k.parse::<u32>()
+                    .map(|k| (k, v))
+                    .map_err(|_| serde::de::Error::custom(format!("bad CPU number {k:?}")))
+            })
+            .collect()
+    }
+}
+
+mod bdf_map {
+    use std::collections::BTreeMap;
+
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Bdf, PciDevice};
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<Bdf, PciDevice>, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Bdf, PciDevice>, D::Error> {
+        BTreeMap::<Bdf, PciDevice>::deserialize(d)
+    }
+}
+
+/// Config space as `{"len": 4096, "hex": "8680..."}`: the hex stops at the last non-zero
+/// byte, the rest up to `len` is zero. A 4 KiB extended space that is mostly zeros stays
+/// short.
+mod config_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Config space is at most 4 KiB; refuse absurd claims before allocating.
+    const MAX_CONFIG: usize = 4096;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Repr<'a> {
+        len: usize,
+        #[serde(borrow)]
+        hex: std::borrow::Cow<'a, str>,
+    }
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let mut hex = String::with_capacity(end * 2);
+        for b in &v[..end] {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+        }
+        Repr {
+            len: v.len(),
+            hex: hex.into(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        use serde::de::Error;
+        let r = Repr::deserialize(d)?;
+        if r.len > MAX_CONFIG {
+            return Err(D::Error::custom(format!(
+                "config length {} is larger than 4096",
+                r.len
+            )));
+        }
+        let h = r.hex.as_bytes();
+        if h.len() % 2 != 0 || h.len() / 2 > r.len {
+            return Err(D::Error::custom(format!(
+                "config hex has {} digits for {} bytes",
+                h.len(),
+                r.len
+            )));
+        }
+        let mut out = vec![0u8; r.len];
+        for (i, pair) in h.chunks_exact(2).enumerate() {
+            let s = std::str::from_utf8(pair).map_err(D::Error::custom)?;
+            out[i] = u8::from_str_radix(s, 16)
+                .map_err(|_| D::Error::custom(format!("bad hex byte {s:?} at {i:#x}")))?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Snapshot {
+        let mut s = Snapshot::new(Origin::Capture { root: "/".into() });
+        s.meta.kernel_release = Some("6.1.0-28-amd64".into());
+        let mut cpu = CpuMsrs::default();
+        cpu.values.insert(0x1a0, 0x850089);
+        cpu.values.insert(0xc000_0080, 0xd01);
+        cpu.unreadable.insert(0x1fc, "EIO".into());
+        cpu.phys_bits = Some(48);
+        let mut cpus = BTreeMap::new();
+        cpus.insert(0, cpu.clone());
+        cpus.insert(1, cpu);
+        s.msr = Some(MsrSection {
+            selection: "known".into(),
+            cpus,
+        });
+        let mut config = vec![0u8; 4096];
+        config[..4].copy_from_slice(&[0x86, 0x80, 0x29, 0x3b]);
+        config[0x100] = 0x01;
+        let mut devices = BTreeMap::new();
+        devices.insert(
+            "0000:00:1f.2".parse().unwrap(),
+            PciDevice {
+                vendor: 0x8086,
+                device: 0x3b29,
+                class: 0x010601,
+                revision: 6,
+                subsystem_vendor: Some(0x17aa),
+                subsystem_device: None,
+                driver: Some("ahci".into()),
+                config,
+                config_note: None,
+                vanished: false,
+            },
+        );
+        s.pci = Some(PciSection { devices });
+        s
+    }
+
+    #[test]
+    fn round_trips() {
+        let s = sample();
+        let text = s.to_json();
+        assert!(text.contains("\"0x1a0\": \"0x850089\""));
+        assert!(text.contains("\"0000:00:1f.2\""));
+        assert!(text.contains("\"class\": \"010601\""));
+        let back = Snapshot::from_json(&text).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn config_trailing_zeros_are_not_stored() {
+        let text = sample().to_json();
+        // 0x101 bytes of hex at most, not 4096.
+        let hex_line = text.lines().find(|l| l.contains("\"hex\"")).unwrap();
+        assert!(hex_line.len() < 0x101 * 2 + 20, "{}", hex_line.len());
+    }
+
+    #[test]
+    fn refuses_other_formats_and_versions() {
+        let text = sample().to_json();
+        let newer = text.replace("\"version\": 1", "\"version\": 7");
+        let e = Snapshot::from_json(&newer).unwrap_err();
+        assert!(e.contains("version 7 is newer"), "{e}");
+        let other = text.replace("regdrift-snapshot", "regdrift-recording");
+        assert!(Snapshot::from_json(&other)
+            .unwrap_err()
+            .contains("format is"));
+        assert!(Snapshot::from_json("[1,2]").is_err());
+        assert!(Snapshot::from_json("{}")
+            .unwrap_err()
+            .contains("not a snapshot"));
+    }
+
+    #[test]
+    fn refuses_absurd_config_lengths() {
+        let text = sample()
+            .to_json()
+            .replace("\"len\": 4096", "\"len\": 4294967296");
+        assert!(Snapshot::from_json(&text)
+            .unwrap_err()
+            .contains("larger than 4096"));
+    }
+
+    #[test]
+    fn bdf_parses_both_forms() {
+        let a: Bdf = "00:1f.2".parse().unwrap();
+        let b: Bdf = "0000:00:1f.2".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "0000:00:1f.2");
+        assert!("00:20.0".parse::<Bdf>().is_err());
+        assert!("00:1f.8".parse::<Bdf>().is_err());
+        assert!("junk".parse::<Bdf>().is_err());
+    }
+}
