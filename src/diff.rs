@@ -724,3 +724,156 @@ fn asymmetry(bm: &MsrSection, cm: &MsrSection, index: u32) -> Option<String> {
         parts.join("; ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{CpuMsrs, MsrSection, Origin};
+
+    fn snap(selection: &str, cpus: &[(u32, &[(u32, u64)], &[(u32, &str)])]) -> Snapshot {
+        let mut s = Snapshot::new(Origin::Synthetic {
+            generator: "test".into(),
+        });
+        let mut m = MsrSection {
+            selection: selection.into(),
+            cpus: BTreeMap::new(),
+        };
+        for (cpu, values, unreadable) in cpus {
+            m.cpus.insert(
+                *cpu,
+                CpuMsrs {
+                    values: values.iter().copied().collect(),
+                    unreadable: unreadable
+                        .iter()
+                        .map(|(i, w)| (*i, w.to_string()))
+                        .collect(),
+                    phys_bits: None,
+                },
+            );
+        }
+        s.msr = Some(m);
+        s
+    }
+
+    fn db() -> RegDb {
+        RegDb::from_toml(
+            r#"
+[[msr]]
+index = 0x19c
+name = "IA32_THERM_STATUS"
+[[msr.field]]
+name = "STATUS"
+bits = "0"
+volatile = "counter"
+[[msr.field]]
+name = "DIGITAL_READOUT"
+bits = "22:16"
+volatile = "counter"
+[[msr.field]]
+name = "HIGH_TEMP_LOG"
+bits = "1"
+
+[[msr]]
+index = 0x10
+name = "IA32_TIME_STAMP_COUNTER"
+volatile = "counter"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn run(b: &Snapshot, c: &Snapshot, all: bool) -> Report {
+        let opts = DiffOptions {
+            all,
+            ..DiffOptions::default()
+        };
+        diff_with(b, c, &opts, &db(), &OwnerDb::default())
+    }
+
+    #[test]
+    fn volatile_bits_are_set_apart_from_real_changes() {
+        let b = snap("known", &[(0, &[(0x19c, 0x0042_0000), (0x10, 5)], &[])]);
+        // Only the readout moved: volatile, hidden.
+        let c = snap("known", &[(0, &[(0x19c, 0x0043_0001), (0x10, 9)], &[])]);
+        let r = run(&b, &c, false);
+        assert!(r.divergences.is_empty(), "{:#?}", r.divergences);
+        assert_eq!(r.hidden_volatile, 2);
+        let r = run(&b, &c, true);
+        assert_eq!(r.divergences.len(), 2);
+        assert!(r
+            .divergences
+            .iter()
+            .all(|d| d.volatile == Some(Volatility::Counter)));
+        // A sticky log bit changed too: significant, and only that bit is reported.
+        let c = snap("known", &[(0, &[(0x19c, 0x0043_0003), (0x10, 5)], &[])]);
+        let r = run(&b, &c, false);
+        assert_eq!(r.divergences.len(), 1);
+        let d = &r.divergences[0];
+        assert_eq!(d.changed_bits, Some(0x2));
+        assert_eq!(d.fields.len(), 1);
+        assert_eq!(d.fields[0].name, "HIGH_TEMP_LOG");
+    }
+
+    #[test]
+    fn readability_changes_are_reported() {
+        let b = snap("known", &[(0, &[(0x1fc, 3)], &[])]);
+        let c = snap("known", &[(0, &[], &[(0x1fc, "EIO")])]);
+        let r = run(&b, &c, false);
+        assert_eq!(r.divergences.len(), 1);
+        let d = &r.divergences[0];
+        assert_eq!(d.baseline, Some(Value::Num(3)));
+        assert_eq!(d.current, None);
+        assert!(d.notes[0].contains("readable only in the baseline (now EIO)"));
+    }
+
+    #[test]
+    fn msrs_outside_one_selection_are_left_out_not_reported() {
+        let b = snap("known", &[(0, &[(0x1fc, 3)], &[])]);
+        let c = snap("0x10", &[(0, &[(0x10, 1)], &[])]);
+        let r = run(&b, &c, true);
+        assert!(r.divergences.is_empty(), "{:#?}", r.divergences);
+        assert!(
+            r.left_out.iter().any(|l| l.contains("2 (CPU, MSR) pairs")),
+            "{:?}",
+            r.left_out
+        );
+        // In a scan, an MSR missing on one side faulted there.
+        let b = snap("scan", &[(0, &[(0x1fc, 3)], &[])]);
+        let c = snap("scan", &[(0, &[], &[])]);
+        let r = run(&b, &c, false);
+        assert_eq!(r.divergences.len(), 1);
+    }
+
+    #[test]
+    fn same_change_on_many_cpus_is_one_divergence() {
+        let cpus_b: Vec<(u32, Vec<(u32, u64)>)> =
+            (0..8).map(|c| (c, vec![(0x1fc, 0x5f)])).collect();
+        let cpus_c: Vec<(u32, Vec<(u32, u64)>)> = (0..8)
+            .map(|c| (c, vec![(0x1fc, if c == 7 { 0x5f } else { 0x5d })]))
+            .collect();
+        let mk = |v: &Vec<(u32, Vec<(u32, u64)>)>| {
+            let rows: Vec<(u32, &[(u32, u64)], &[(u32, &str)])> =
+                v.iter().map(|(c, m)| (*c, m.as_slice(), &[][..])).collect();
+            snap("known", &rows)
+        };
+        let r = run(&mk(&cpus_b), &mk(&cpus_c), false);
+        assert_eq!(r.divergences.len(), 1);
+        assert_eq!(r.divergences[0].cpus, (0..7).collect::<Vec<_>>());
+        assert_eq!(r.divergences[0].location(), "cpus 0-6");
+        assert!(r.divergences[0].notes[0].contains("asymmetric"));
+    }
+
+    #[test]
+    fn sections_in_one_side_only_are_left_out() {
+        let b = snap("known", &[(0, &[(0x1fc, 3)], &[])]);
+        let mut c = Snapshot::new(Origin::Import {
+            importer: "lspci".into(),
+            file: "x".into(),
+        });
+        c.pci = Some(Default::default());
+        let r = run(&b, &c, false);
+        assert!(r.compared.is_empty());
+        assert_eq!(r.left_out.len(), 2, "{:?}", r.left_out);
+        assert!(r.divergences.is_empty());
+    }
+}
