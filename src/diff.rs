@@ -730,7 +730,10 @@ mod tests {
     use super::*;
     use crate::snapshot::{CpuMsrs, MsrSection, Origin};
 
-    fn snap(selection: &str, cpus: &[(u32, &[(u32, u64)], &[(u32, &str)])]) -> Snapshot {
+    /// (cpu, values, unreadable with reasons)
+    type CpuRow<'a> = (u32, &'a [(u32, u64)], &'a [(u32, &'a str)]);
+
+    fn snap(selection: &str, cpus: &[CpuRow]) -> Snapshot {
         let mut s = Snapshot::new(Origin::Synthetic {
             generator: "test".into(),
         });
@@ -852,8 +855,7 @@ volatile = "counter"
             .map(|c| (c, vec![(0x1fc, if c == 7 { 0x5f } else { 0x5d })]))
             .collect();
         let mk = |v: &Vec<(u32, Vec<(u32, u64)>)>| {
-            let rows: Vec<(u32, &[(u32, u64)], &[(u32, &str)])> =
-                v.iter().map(|(c, m)| (*c, m.as_slice(), &[][..])).collect();
+            let rows: Vec<CpuRow> = v.iter().map(|(c, m)| (*c, m.as_slice(), &[][..])).collect();
             snap("known", &rows)
         };
         let r = run(&mk(&cpus_b), &mk(&cpus_c), false);
