@@ -28,6 +28,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Turn another tool's dump into a snapshot: lspci hex dumps, /proc/mtrr text, rdmsr
+    /// output or coreboot inteltool logs.
+    Import(crate::import::ImportArgs),
     /// Print the version (also `--version`).
     Version,
 }
@@ -36,6 +39,7 @@ pub enum Command {
 pub fn main() -> Result<u8> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Import(args) => crate::import::run(args),
         Command::Version => {
             println!("regdrift {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod decode;
 pub mod error;
 pub mod fixture;
+pub mod import;
 pub mod owners;
 pub mod regdb;
 pub mod report;
