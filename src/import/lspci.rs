@@ -169,9 +169,7 @@ pub fn write_lspci(pci: &PciSection) -> String {
 
 /// A device line: the PCI address at the start of the line, and the rest of the line.
 fn device_line(line: &str) -> Option<(Bdf, &str)> {
-    let end = line
-        .find(|c: char| c == ' ' || c == '\t')
-        .unwrap_or(line.len());
+    let end = line.find([' ', '\t']).unwrap_or(line.len());
     let token = line.get(..end)?;
     if !bdf_shape(token) {
         return None;
@@ -256,8 +254,7 @@ impl<'a> Builder<'a> {
     }
 
     fn row(&mut self, offset: u64, rest: &str, line: usize, w: &mut Warnings) {
-        let mut pos = offset;
-        for token in rest.split_whitespace() {
+        for (pos, token) in (offset..).zip(rest.split_whitespace()) {
             let Some(byte) = hex_byte(token) else {
                 w.at(
                     line,
@@ -295,7 +292,6 @@ impl<'a> Builder<'a> {
             if let Some(word) = self.given.get_mut(p / 64) {
                 *word |= 1 << (p % 64);
             }
-            pos += 1;
         }
     }
 

@@ -184,9 +184,6 @@ pub struct ImportArgs {
     /// output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Refuse a dump that could be imported only in part (any warning is an error).
-    #[arg(long)]
-    pub strict: bool,
 }
 
 /// Run `regdrift import`; returns the exit status (0).
@@ -209,17 +206,6 @@ pub fn run(args: ImportArgs) -> anyhow::Result<u8> {
     let imported = result.map_err(|e| FileError::invalid(&name, e.to_string()))?;
     for w in &imported.warnings {
         eprintln!("regdrift: warning: {shown}: {}", inert(w));
-    }
-    if args.strict && !imported.warnings.is_empty() {
-        bail!(
-            "{shown}: imported only in part ({} warning{}) and --strict was given",
-            imported.warnings.len(),
-            if imported.warnings.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
-        );
     }
     let out = Output::from_arg(args.output.as_deref());
     imported
@@ -259,9 +245,10 @@ fn read_input(path: &Path) -> anyhow::Result<(String, String)> {
 
 /// `imported lspci dump laptop.txt: 25 PCI devices`.
 fn summary(snap: &Snapshot, file: &str) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let mut parts = Vec::new();
     if let Some(pci) = &snap.pci {
-        parts.push(format!("{} PCI devices", pci.devices.len()));
+        parts.push(plural(pci.devices.len(), "PCI device"));
     }
     if let Some(msr) = &snap.msr {
         let values: usize = msr
@@ -269,7 +256,11 @@ fn summary(snap: &Snapshot, file: &str) -> String {
             .values()
             .map(|c| c.values.len() + c.unreadable.len())
             .sum();
-        parts.push(format!("{values} MSR values on {} CPUs", msr.cpus.len()));
+        parts.push(format!(
+            "{} on {}",
+            plural(values, "MSR value"),
+            plural(msr.cpus.len(), "CPU")
+        ));
     }
     if let Some(m) = &snap.mtrr {
         let n = m
@@ -277,7 +268,7 @@ fn summary(snap: &Snapshot, file: &str) -> String {
             .as_deref()
             .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
             .unwrap_or(0);
-        parts.push(format!("{n} /proc/mtrr lines"));
+        parts.push(plural(n, "/proc/mtrr line"));
     }
     let importer = match &snap.meta.origin {
         Origin::Import { importer, .. } => importer.as_str(),
