@@ -25,8 +25,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    excerpt, finish, new_snapshot, ranges, set_msr_section, Entry, ImportError, Imported, MsrTable,
-    Warnings, MSR_NOT_CARRIED,
+    body, excerpt, finish, new_snapshot, ranges, set_msr_section, Entry, ImportError, Imported,
+    MsrTable, Warnings, MSR_NOT_CARRIED,
 };
 
 /// The importer's name in `meta.origin`.
@@ -35,6 +35,7 @@ pub const IMPORTER: &str = "inteltool";
 /// Whether `text` looks like an inteltool log: its first line `CPU: ID 0x…`, or an MSR line
 /// in inteltool's form.
 pub fn looks_like(text: &str) -> bool {
+    let text = body(text);
     let first = text.lines().map(str::trim).find(|l| !l.is_empty());
     if first.is_some_and(|l| l.starts_with("CPU: ID 0x")) {
         return true;
@@ -72,7 +73,7 @@ pub fn parse_inteltool(text: &str, file: &str) -> Result<Imported, ImportError> 
     let mut per_core: BTreeSet<u32> = BTreeSet::new();
     let mut loose = false;
 
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in body(text).lines().enumerate() {
         let n = i + 1;
         if let Some(title) = heading(line) {
             section = classify(title);

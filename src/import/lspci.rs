@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use crate::sanitize::inert;
 use crate::snapshot::{Bdf, PciDevice, PciSection};
 
-use super::{excerpt, finish, new_snapshot, ImportError, Imported, Warnings};
+use super::{body, excerpt, finish, new_snapshot, ImportError, Imported, Warnings};
 
 /// The importer's name in `meta.origin`.
 pub const IMPORTER: &str = "lspci";
@@ -42,7 +42,7 @@ pub const CONFIG_MAX: usize = 4096;
 
 /// Whether `text` has the shape of an lspci dump (a device line at the start of a line).
 pub fn looks_like(text: &str) -> bool {
-    text.lines().any(|l| device_line(l).is_some())
+    body(text).lines().any(|l| device_line(l).is_some())
 }
 
 /// Parse an lspci hex dump; `file` is recorded as the origin.
@@ -56,6 +56,7 @@ pub(crate) fn parse_lspci_limited(
     file: &str,
     max_devices: usize,
 ) -> Result<Imported, ImportError> {
+    let text = body(text);
     let mut w = Warnings::default();
     let mut devices: BTreeMap<Bdf, PciDevice> = BTreeMap::new();
     let mut cur: Option<Builder> = None;
@@ -460,7 +461,8 @@ fn header_ids(rest: &str) -> HeaderIds {
         }
         from = close + 1;
     }
-    let words: Vec<&str> = rest.split_whitespace().collect();
+    // The ids sit near the start of a line; a pathological line is read no further.
+    let words: Vec<&str> = rest.split_whitespace().take(256).collect();
     if h.ids.is_none() {
         h.ids = words
             .windows(2)
@@ -631,6 +633,14 @@ mod tests {
         let snap = &imp.snapshot;
         assert!(snap.msr.is_none() && snap.mtrr.is_none());
         assert!(snap.meta.problems.iter().any(|p| p.source == "msr"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let text = format!("\u{feff}00:1f.2 SATA\n{}", rows(&sata(64)));
+        assert!(looks_like(&text));
+        let imp = parse_lspci(&text, "t").unwrap();
+        assert_eq!(imp.snapshot.pci.unwrap().devices.len(), 1);
     }
 
     #[test]

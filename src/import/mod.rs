@@ -26,6 +26,11 @@ pub mod lspci;
 pub mod msr;
 pub mod mtrr;
 
+pub use inteltool::parse_inteltool;
+pub use lspci::{parse_lspci, write_lspci};
+pub use msr::parse_rdmsr;
+pub use mtrr::parse_mtrr;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Read;
@@ -313,6 +318,11 @@ impl Warnings {
         }
         v
     }
+}
+
+/// `text` without a leading byte-order mark (some editors add one).
+pub(crate) fn body(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// A short, inert quotation of text from a dump, for messages.

@@ -28,12 +28,15 @@
 //! differ.
 
 use super::{
-    excerpt, finish, new_snapshot, set_msr_section, Entry, ImportError, Imported, MsrTable,
+    body, excerpt, finish, new_snapshot, set_msr_section, Entry, ImportError, Imported, MsrTable,
     Warnings, MSR_NOT_CARRIED,
 };
 
 /// The importer's name in `meta.origin`.
 pub const IMPORTER: &str = "rdmsr";
+
+/// Words read on one line: a value per CPU at most, and a few more.
+const MAX_WORDS: usize = super::MAX_CPU as usize + 8;
 
 /// How the values of a block are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +107,7 @@ pub(crate) fn parse_rdmsr_limited(
         block: None,
         in_order: false,
     };
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in body(text).lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() {
             continue;
@@ -143,7 +146,13 @@ struct Parser {
 impl Parser {
     /// Handle one non-blank line; false once the table is full.
     fn line(&mut self, line: &str, n: usize) -> Result<bool, ImportError> {
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let words: Vec<&str> = line.split_whitespace().take(MAX_WORDS + 1).collect();
+        if words.len() > MAX_WORDS {
+            return Err(ImportError::at(
+                n,
+                format!("more than {MAX_WORDS} words on one line: not rdmsr output"),
+            ));
+        }
         if let Some(rest) = line.strip_prefix("rdmsr:") {
             return Ok(self.error_line(rest.trim(), n));
         }
@@ -828,6 +837,7 @@ mod tests {
             "# 0xffffffffff\n1\n",
             "{0x1,0x2}\n",
             "ÿÿÿ 0x1a0: é",
+            &"0 ".repeat(70_000),
         ] {
             assert!(parse_rdmsr(text, "t").is_err(), "{text:?}");
         }

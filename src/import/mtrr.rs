@@ -11,14 +11,15 @@ use std::collections::BTreeSet;
 use crate::decode::mtrr::parse_proc_mtrr;
 use crate::snapshot::MtrrSection;
 
-use super::{excerpt, finish, new_snapshot, ImportError, Imported, Warnings};
+use super::{body, excerpt, finish, new_snapshot, ImportError, Imported, Warnings};
 
 /// The importer's name in `meta.origin`.
 pub const IMPORTER: &str = "proc-mtrr";
 
 /// Whether `text` starts like /proc/mtrr (`regNN: base=`).
 pub fn looks_like(text: &str) -> bool {
-    text.lines()
+    body(text)
+        .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .and_then(|l| l.strip_prefix("reg"))
@@ -32,6 +33,7 @@ pub fn looks_like(text: &str) -> bool {
 
 /// Parse the text of /proc/mtrr; `file` is recorded as the origin.
 pub fn parse_mtrr(text: &str, file: &str) -> Result<Imported, ImportError> {
+    let text = body(text);
     let lines = parse_proc_mtrr(text).map_err(|e| ImportError {
         line: e.line,
         what: format!("not a /proc/mtrr line: {}", e.what),
