@@ -138,12 +138,29 @@ fn mtrr_state_any(s: &Snapshot) -> bool {
     })
 }
 
-/// Is `index` one of the MTRR MSRs reported as MTRR divergences?
-fn is_mtrr_msr(index: u32) -> bool {
+/// Is `index` one of the MTRR MSRs reported as MTRR divergences? `var_end` is the end of
+/// the variable-range MSRs the snapshots' MTRRcap report (see [`variable_end`]).
+fn is_mtrr_msr(index: u32, var_end: u32) -> bool {
     index == mtrr::MTRRCAP
         || index == mtrr::MTRR_DEF_TYPE
-        || (mtrr::PHYSBASE0..mtrr::PHYSBASE0 + 2 * mtrr::MAX_VCNT).contains(&index)
+        || (mtrr::PHYSBASE0..var_end).contains(&index)
         || mtrr::FIXED.iter().any(|f| f.0 == index)
+}
+
+/// One past the last PHYSBASE/PHYSMASK MSR of the largest VCNT any CPU of either snapshot
+/// reports in MTRRcap. The MSRs above it (PAT at 0x277, PERF_GLOBAL_CTRL at 0x38f…) are
+/// ordinary registers, not variable ranges.
+fn variable_end(bm: &MsrSection, cm: &MsrSection) -> u32 {
+    let vcnt = bm
+        .cpus
+        .values()
+        .chain(cm.cpus.values())
+        .filter_map(|c| c.values.get(&mtrr::MTRRCAP))
+        .map(|cap| (cap & 0xff) as u32)
+        .max()
+        .unwrap_or(0)
+        .min(mtrr::MAX_VCNT);
+    mtrr::PHYSBASE0 + 2 * vcnt
 }
 
 /// A snapshot's value of an MSR on a CPU: the value, or why there is none.
@@ -261,17 +278,18 @@ impl Ctx<'_> {
             }
         }
         // Asymmetry: a register whose CPUs agree in the baseline but not in the current.
+        let var_end = variable_end(bm, cm);
         let mut touched: BTreeSet<u32> = groups.keys().map(|k| k.0).collect();
-        touched.retain(|i| !is_mtrr_msr(*i) || mtrr_fixed_or_ctl(*i));
+        touched.retain(|i| !is_mtrr_msr(*i, var_end) || mtrr_fixed_or_ctl(*i));
         let asym: BTreeMap<u32, String> = touched
             .iter()
             .filter_map(|&i| asymmetry(bm, cm, i).map(|a| (i, a)))
             .collect();
         for ((index, sb, sc), cpus) in groups {
-            if is_mtrr_msr(index) && !mtrr_fixed_or_ctl(index) {
+            if is_mtrr_msr(index, var_end) && !mtrr_fixed_or_ctl(index) {
                 continue; // variable ranges are reported decoded, as MTRR ranges
             }
-            let kind = if is_mtrr_msr(index) {
+            let kind = if is_mtrr_msr(index, var_end) {
                 Kind::Mtrr
             } else {
                 Kind::Msr
@@ -946,6 +964,36 @@ volatile = "counter"
         assert_eq!(r.divergences[0].cpus, (0..7).collect::<Vec<_>>());
         assert_eq!(r.divergences[0].location(), "cpus 0-6");
         assert!(r.divergences[0].notes[0].contains("asymmetric"));
+    }
+
+    #[test]
+    fn registers_above_the_variable_mtrrs_are_reported() {
+        // MTRRcap reports 10 variable ranges (0x200-0x213): PAT (0x277) and
+        // PERF_GLOBAL_CTRL (0x38f) are ordinary MSRs, not ranges to decode.
+        let b = snap(
+            "known",
+            &[(
+                0,
+                &[(0xfe, 0x1d0a), (0x277, 0x0007_0406_0007_0406), (0x38f, 0)],
+                &[],
+            )],
+        );
+        let c = snap(
+            "known",
+            &[(
+                0,
+                &[(0xfe, 0x1d0a), (0x277, 0x0007_0401_0007_0406), (0x38f, 0xf)],
+                &[],
+            )],
+        );
+        let r = run(&b, &c, false);
+        let regs: Vec<&str> = r
+            .divergences
+            .iter()
+            .filter_map(|d| d.register.as_deref())
+            .collect();
+        assert_eq!(regs, ["0x277", "0x38f"], "{:#?}", r.divergences);
+        assert!(r.divergences.iter().all(|d| d.kind == Kind::Msr));
     }
 
     #[test]
