@@ -98,13 +98,15 @@ impl Lab {
             .unwrap_or_else(|e| panic!("{}: {e}", self.out.join(name).display()))
     }
 
-    /// Exit status of each guest step (steps.txt: `name rc` per line).
+    /// Exit status of each guest step (steps.txt: `NAME rc RC MS ms` per line).
     fn steps(&self) -> BTreeMap<String, i32> {
         self.text("steps.txt")
             .lines()
             .filter_map(|l| {
-                let (name, rc) = l.split_once(' ')?;
-                Some((name.to_string(), rc.trim().parse().ok()?))
+                let mut words = l.split_whitespace();
+                let name = words.next()?;
+                let rc = words.nth(1)?.parse().ok()?;
+                Some((name.to_string(), rc))
             })
             .collect()
     }
