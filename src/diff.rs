@@ -246,6 +246,20 @@ impl Ctx<'_> {
                 "{not_compared} (CPU, MSR) pairs read in only one snapshot's selection"
             ));
         }
+        let regular = bm
+            .cpus
+            .values()
+            .chain(cm.cpus.values())
+            .any(|c| c.regular_file);
+        if regular {
+            let folded = self.fold_overlaps(&mut groups);
+            if folded > 0 {
+                left_out.push(format!(
+                    "{folded} MSR divergences read through the overlapping bytes of a regular \
+                     file standing in for an MSR device, attributed to the MSR that explains them"
+                ));
+            }
+        }
         // Asymmetry: a register whose CPUs agree in the baseline but not in the current.
         let mut touched: BTreeSet<u32> = groups.keys().map(|k| k.0).collect();
         touched.retain(|i| !is_mtrr_msr(*i) || mtrr_fixed_or_ctl(*i));
@@ -306,6 +320,74 @@ impl Ctx<'_> {
             }
             out.push(d);
         }
+    }
+
+    /// In a regular file standing in for an MSR device, MSR `i` is the 8 bytes at offset
+    /// `i`, so one changed byte shows up in up to eight MSRs. Keep, for each run of changed
+    /// file bytes, the MSRs that explain it best (a known register whose named fields or
+    /// owner cover the change, starting closest below the first changed byte); drop the
+    /// others. Returns how many were dropped.
+    fn fold_overlaps(&self, groups: &mut BTreeMap<(u32, Slot, Slot), Vec<u32>>) -> usize {
+        // Changed file bytes of each value change, per CPU set.
+        let mut by_cpus: BTreeMap<Vec<u32>, Vec<(u32, u64, u64)>> = BTreeMap::new();
+        for ((index, sb, sc), cpus) in groups.iter() {
+            if let (Slot::Value(b), Slot::Value(c)) = (sb, sc) {
+                by_cpus
+                    .entry(cpus.clone())
+                    .or_default()
+                    .push((*index, *b, *c));
+            }
+        }
+        let mut drop: Vec<(u32, Slot, Slot)> = Vec::new();
+        for changes in by_cpus.values() {
+            if changes.len() < 2 {
+                continue;
+            }
+            let changed_offsets = |&(i, b, c): &(u32, u64, u64)| -> Vec<u64> {
+                (0..8u64)
+                    .filter(|k| ((b ^ c) >> (k * 8)) & 0xff != 0)
+                    .map(|k| i as u64 + k)
+                    .collect()
+            };
+            let mut uncovered: BTreeSet<u64> = changes.iter().flat_map(changed_offsets).collect();
+            let mut keep: BTreeSet<u32> = BTreeSet::new();
+            while let Some(&o) = uncovered.iter().next() {
+                let best = changes
+                    .iter()
+                    .filter(|(i, _, _)| (*i as u64) <= o && o < *i as u64 + 8)
+                    .max_by_key(|&&(i, b, c)| {
+                        let changed = b ^ c;
+                        let def = self.db.msr(i);
+                        let named = def.is_some_and(|d| {
+                            d.volatile.is_some()
+                                || d.fields.iter().fold(0u64, |m, f| m | f.mask) & changed
+                                    == changed
+                        });
+                        let owned = !self.owners.for_msr(i, changed).is_empty();
+                        (named, def.is_some(), owned, i)
+                    });
+                match best {
+                    Some(&(i, _, _)) => {
+                        keep.insert(i);
+                        for k in 0..8 {
+                            uncovered.remove(&(i as u64 + k));
+                        }
+                    }
+                    None => {
+                        uncovered.remove(&o);
+                    }
+                }
+            }
+            for &(i, b, c) in changes {
+                if !keep.contains(&i) {
+                    drop.push((i, Slot::Value(b), Slot::Value(c)));
+                }
+            }
+        }
+        for k in &drop {
+            groups.remove(k);
+        }
+        drop.len()
     }
 
     fn mtrrs(
@@ -751,6 +833,7 @@ mod tests {
                         .map(|(i, w)| (*i, w.to_string()))
                         .collect(),
                     phys_bits: None,
+                    regular_file: false,
                 },
             );
         }
