@@ -480,4 +480,25 @@ fn clean_kexec_reports_nothing() {
         Some(&0),
         "regdrift diff must exit 0 when nothing diverges"
     );
+
+    // Every MSR the CPU answers (--msrs scan), not only the known ones: still nothing
+    // but per-boot noise, which is there and classified.
+    let scan_cold = lab.json("cold-scan.json");
+    assert_eq!(
+        scan_cold["msr"]["selection"], "scan",
+        "cold-scan.json is not a scan"
+    );
+    let scan = lab.json("diff-scan.json");
+    let found = significant(&scan);
+    assert!(
+        found.is_empty(),
+        "a kexec with nothing planted left these among all readable MSRs ({}):\n{}",
+        lab.out.join("diff-scan.json").display(),
+        pretty(&found)
+    );
+    assert!(
+        scan["hidden_volatile"].as_u64().unwrap_or(0) > 0,
+        "the scan diff hides no per-boot register: were the two boots different?"
+    );
+    assert_eq!(lab.steps().get("diff-scan"), Some(&0), "{:?}", lab.steps());
 }
