@@ -44,6 +44,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Print a snapshot with its fields decoded.
     Show(ShowArgs),
+    /// Turn another tool's dump into a snapshot: lspci hex dumps, /proc/mtrr text, rdmsr
+    /// output or coreboot inteltool logs.
+    Import(crate::import::ImportArgs),
 }
 
 /// Capture options shared by `capture`, `record` and `explore`.
@@ -144,12 +147,14 @@ pub fn main() -> Result<u8> {
         Command::Capture(a) => run_capture(&a),
         Command::Diff(a) => run_diff(&a),
         Command::Show(a) => run_show(&a),
+        Command::Import(args) => crate::import::run(args),
     }
 }
 
-/// Load a snapshot argument.
+/// Load a snapshot argument: a snapshot file, or any dump `import` understands
+/// (imported on the fly).
 pub fn load_input(path: &Path) -> Result<Snapshot> {
-    Ok(Snapshot::load(path)?)
+    Ok(crate::import::load_any(path)?)
 }
 
 /// How a file is named in reports: its path as given.

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod error;
 pub mod export;
 pub mod fixture;
+pub mod import;
 pub mod owners;
 pub mod regdb;
 pub mod report;
