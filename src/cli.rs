@@ -30,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the version (also `--version`).
     Version,
+    /// Record snapshots over time (live, or assembled from snapshot files) into a recording.
+    Record(crate::record::RecordArgs),
+    /// Replay a recording: list its frames, or export one as a snapshot.
+    Replay(crate::record::ReplayArgs),
 }
 
 /// Parse the command line and run it; returns the exit status.
@@ -40,5 +44,7 @@ pub fn main() -> Result<u8> {
             println!("regdrift {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Record(a) => crate::record::command::run_record(&a),
+        Command::Replay(a) => crate::record::command::run_replay(&a),
     }
 }

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod error;
 pub mod fixture;
 pub mod owners;
+pub mod record;
 pub mod regdb;
 pub mod report;
 pub mod sanitize;
