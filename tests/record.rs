@@ -95,7 +95,11 @@ fn frames_equal_the_snapshots_appended() {
         assert!(!rec.truncated());
         assert!(rec.warning().is_none());
         for (i, s) in snaps.iter().enumerate() {
-            assert_eq!(&rec.snapshot(i).unwrap(), s, "frame {i}, checkpoint every {every}");
+            assert_eq!(
+                &rec.snapshot(i).unwrap(),
+                s,
+                "frame {i}, checkpoint every {every}"
+            );
         }
         // Frame times come from captured_at.
         let m = rec.frame_meta(3).unwrap();
@@ -136,8 +140,8 @@ fn a_cut_at_every_byte_loads_the_complete_frames() {
         checkpoint_every: 4,
         ..quick()
     };
-    let mut w = RecordingWriter::create_with(&full, &snaps[0], &["cold".into()], opts.clone())
-        .unwrap();
+    let mut w =
+        RecordingWriter::create_with(&full, &snaps[0], &["cold".into()], opts.clone()).unwrap();
     for (i, s) in snaps[1..].iter().enumerate() {
         w.append(s, &[]).unwrap();
         if i % 5 == 0 {
@@ -164,7 +168,11 @@ fn a_cut_at_every_byte_loads_the_complete_frames() {
                     assert!(w.contains("cut.rec: cut off at byte"), "{w}");
                     assert_eq!(rec.damage().unwrap().kind, DamageKind::Truncated);
                 }
-                assert_eq!(rec.snapshot(frames - 1).unwrap(), snaps[frames - 1], "cut at {c}");
+                assert_eq!(
+                    rec.snapshot(frames - 1).unwrap(),
+                    snaps[frames - 1],
+                    "cut at {c}"
+                );
                 let marks = recs.iter().filter(|r| r.0 == 3 && r.1 <= c).count() + 1;
                 assert_eq!(rec.marks().len(), marks, "cut at {c}");
             }
@@ -209,7 +217,10 @@ fn a_bad_checksum_in_the_middle_loads_up_to_it() {
     assert_eq!(d.offset, frame_ends[5] as u64);
     let w = rec.warning().unwrap();
     assert!(w.contains("bad.rec"), "{w}");
-    assert!(w.contains(&format!("record at byte {}", frame_ends[5])), "{w}");
+    assert!(
+        w.contains(&format!("record at byte {}", frame_ends[5])),
+        "{w}"
+    );
     assert!(w.contains("bad checksum"), "{w}");
     assert!(w.contains("loaded the 6 frames"), "{w}");
     assert_eq!(rec.snapshot(5).unwrap(), snaps[5]);
@@ -249,7 +260,10 @@ fn absurd_lengths_are_refused_with_the_offset() {
     let rec = Recording::open(&p).unwrap();
     assert_eq!(rec.frame_count(), 3);
     let w = rec.warning().unwrap();
-    assert!(w.contains(&format!("record at byte {end} claims 4294967295 bytes")), "{w}");
+    assert!(
+        w.contains(&format!("record at byte {end} claims 4294967295 bytes")),
+        "{w}"
+    );
     assert!(w.contains("huge.rec"), "{w}");
     // As the first record: nothing to load, an error naming the file and the offset.
     let mut first = good[..24].to_vec();
@@ -257,7 +271,10 @@ fn absurd_lengths_are_refused_with_the_offset() {
     first.extend_from_slice(&[1, 0, 0, 0, 0]);
     fs::write(&p, &first).unwrap();
     let e = Recording::open(&p).unwrap_err().to_string();
-    assert!(e.contains("huge.rec") && e.contains("record at byte 24 claims 4294967295"), "{e}");
+    assert!(
+        e.contains("huge.rec") && e.contains("record at byte 24 claims 4294967295"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -275,7 +292,10 @@ fn other_versions_and_formats_are_refused_by_name() {
     let j = dir.path().join("snap.json");
     fs::write(&j, snaps[0].to_json()).unwrap();
     let e = Recording::open(&j).unwrap_err().to_string();
-    assert!(e.contains("snap.json") && e.contains("a JSON file (a snapshot?)"), "{e}");
+    assert!(
+        e.contains("snap.json") && e.contains("a JSON file (a snapshot?)"),
+        "{e}"
+    );
     fs::write(&j, b"garbage that is long enough to be a header").unwrap();
     let e = Recording::open(&j).unwrap_err().to_string();
     assert!(e.contains("not a regdrift recording"), "{e}");
@@ -312,15 +332,27 @@ fn marks_name_frames() {
             (4, "boot")
         ]
     );
-    assert_eq!(rec.frame_meta(1).unwrap().marks, ["planted", "driver loaded"]);
+    assert_eq!(
+        rec.frame_meta(1).unwrap().marks,
+        ["planted", "driver loaded"]
+    );
     assert_eq!(rec.frame_meta(2).unwrap().marks, ["note: fan spun up"]);
     assert_eq!(rec.resolve(&FrameRef::parse("planted")).unwrap(), 1);
     assert_eq!(rec.resolve(&FrameRef::parse("-1")).unwrap(), 4);
     assert_eq!(rec.resolve(&FrameRef::parse("2")).unwrap(), 2);
-    let e = rec.resolve(&FrameRef::parse("boot")).unwrap_err().to_string();
+    let e = rec
+        .resolve(&FrameRef::parse("boot"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("2 frames are marked \"boot\" (3, 4)"), "{e}");
-    let e = rec.resolve(&FrameRef::parse("nope")).unwrap_err().to_string();
-    assert!(e.contains("no frame is marked \"nope\"") && e.contains("cold@0"), "{e}");
+    let e = rec
+        .resolve(&FrameRef::parse("nope"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no frame is marked \"nope\"") && e.contains("cold@0"),
+        "{e}"
+    );
     assert!(rec.resolve(&FrameRef::parse("9")).is_err());
     assert!(rec.resolve(&FrameRef::parse("-6")).is_err());
 
@@ -329,7 +361,9 @@ fn marks_name_frames() {
     assert_eq!(load_frame_arg(&arg).unwrap().unwrap(), snaps[1]);
     let arg = format!("{}@-1", p.display());
     assert_eq!(load_frame_arg(&arg).unwrap().unwrap(), snaps[4]);
-    assert!(load_frame_arg(&format!("{}@7", p.display())).unwrap().is_err());
+    assert!(load_frame_arg(&format!("{}@7", p.display()))
+        .unwrap()
+        .is_err());
     assert!(load_frame_arg(&p.display().to_string()).is_none());
     assert!(load_frame_arg("cold.json").is_none());
     assert!(load_frame_arg("user@host.json").is_none());
@@ -354,7 +388,14 @@ fn last_change_queries_agree_with_rebuilt_frames() {
     );
     let rec = Recording::open(&p).unwrap();
     let msr = |s: &Snapshot, cpu: u32, i: u32| {
-        let c = s.msr.as_ref().unwrap().cpus.get(&cpu).cloned().unwrap_or_default();
+        let c = s
+            .msr
+            .as_ref()
+            .unwrap()
+            .cpus
+            .get(&cpu)
+            .cloned()
+            .unwrap_or_default();
         (c.values.get(&i).copied(), c.unreadable.get(&i).cloned())
     };
     let indices: Vec<u32> = snaps[0].msr.as_ref().unwrap().cpus[&0]
@@ -377,9 +418,21 @@ fn last_change_queries_agree_with_rebuilt_frames() {
         }
     }
     assert!(found_some > 0, "some real register changed");
-    let bdfs: Vec<Bdf> = snaps[0].pci.as_ref().unwrap().devices.keys().copied().collect();
+    let bdfs: Vec<Bdf> = snaps[0]
+        .pci
+        .as_ref()
+        .unwrap()
+        .devices
+        .keys()
+        .copied()
+        .collect();
     let byte = |s: &Snapshot, b: Bdf, o: usize| {
-        s.pci.as_ref().unwrap().devices.get(&b).map(|d| d.config.get(o).copied())
+        s.pci
+            .as_ref()
+            .unwrap()
+            .devices
+            .get(&b)
+            .map(|d| d.config.get(o).copied())
     };
     for frame in [0, 10, 59] {
         for &b in &bdfs {
@@ -482,7 +535,10 @@ fn live_recording_takes_frames_from_its_source() {
         |_, _| {},
     )
     .unwrap_err();
-    assert!(format!("{e:#}").contains("capturing frame 2: EIO on cpu 3"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("capturing frame 2: EIO on cpu 3"),
+        "{e:#}"
+    );
     assert_eq!(Recording::open(&p).unwrap().frame_count(), 10);
     drop(sink);
 
@@ -558,14 +614,18 @@ fn record_from_snapshot_files_and_export_frames() {
         .args(["--export-frame", "2"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("\"format\": \"regdrift-snapshot\""));
+        .stdout(predicate::str::contains(
+            "\"format\": \"regdrift-snapshot\"",
+        ));
     regdrift()
         .arg("replay")
         .arg(&rec)
         .args(["--export-frame", "5"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("no frame 5: the recording has 3 frames"));
+        .stderr(predicate::str::contains(
+            "no frame 5: the recording has 3 frames",
+        ));
 
     regdrift()
         .arg("replay")
@@ -580,11 +640,15 @@ fn record_from_snapshot_files_and_export_frames() {
 
     // Too many labels.
     regdrift()
-        .args(["record", "--force", "--from", &names[0], "--mark", "a,b", "-o"])
+        .args([
+            "record", "--force", "--from", &names[0], "--mark", "a,b", "-o",
+        ])
         .arg(&rec)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("2 labels given with --mark for 1 frame"));
+        .stderr(predicate::str::contains(
+            "2 labels given with --mark for 1 frame",
+        ));
 }
 
 #[test]
@@ -638,7 +702,9 @@ fn record_append_creates_then_adds_a_frame_per_call() {
         .arg("--list")
         .assert()
         .success()
-        .stderr(predicate::str::contains("warning").and(predicate::str::contains("cut off at byte")))
+        .stderr(
+            predicate::str::contains("warning").and(predicate::str::contains("cut off at byte")),
+        )
         .stdout(predicate::str::contains("2 frames"));
 }
 

@@ -181,7 +181,16 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        let vals = [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX - 1, u64::MAX];
+        let vals = [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            u32::MAX as u64,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         let ints = [0i64, -1, 1, i64::MIN, i64::MAX, -300];
         let mut buf = Vec::new();
         let mut e = Enc(&mut buf);

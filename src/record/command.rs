@@ -324,22 +324,36 @@ pub fn list(rec: &Recording) -> Result<String> {
         if rec.truncated() { ", truncated" } else { "" }
     );
     let _ = writeln!(out, "{}", inert(&rec.first().describe()));
-    let _ = writeln!(out, "{:>6}  {:<24}  {:>10}  {:<44}  marks", "frame", "time", "elapsed", "changes");
-    for i in 0..n {
-        let Some(m) = rec.frame_meta(i) else { break };
-        let changes = if i == 0 {
-            whole(rec.first())
-        } else {
-            rec.changes(i)?.to_string()
-        };
-        let marks: Vec<String> = m.marks.iter().map(|l| inert(l).into_owned()).collect();
+    let rows: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            let marks = rec.frame_meta(i).map_or(&[][..], |m| m.marks);
+            let marks: Vec<String> = marks.iter().map(|l| inert(l).into_owned()).collect();
+            let changes = if i == 0 {
+                Ok(whole(rec.first()))
+            } else {
+                rec.changes(i).map(|c| c.to_string())
+            };
+            changes.map(|c| (marks.join(", "), c))
+        })
+        .collect::<Result<_, _>>()?;
+    let mw = rows
+        .iter()
+        .map(|(m, _)| m.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(5, 40);
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<24}  {:>9}  {:<mw$}  changes",
+        "frame", "time", "elapsed", "marks"
+    );
+    for (i, (marks, changes)) in rows.iter().enumerate() {
+        let t = rec.frame_meta(i).map_or(0, |m| m.time_ms);
         let _ = writeln!(
             out,
-            "{i:>6}  {:<24}  {:>10}  {:<44}  {}",
-            m.rfc3339(),
-            human_duration(m.time_ms.saturating_sub(t0)),
-            changes,
-            marks.join(", ")
+            "{i:>6}  {:<24}  {:>9}  {marks:<mw$}  {changes}",
+            format_time_ms(t),
+            human_duration(t.saturating_sub(t0)),
         );
     }
     Ok(out)

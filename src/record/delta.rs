@@ -609,7 +609,9 @@ fn apply_msr(sec: &mut MsrSection, d: MsrDelta) -> Result<(), ParseError> {
     }
     for cpu in d.removed_cpus {
         if sec.cpus.remove(&cpu).is_none() {
-            return Err(ParseError::new(format!("removes CPU {cpu}, which is absent")));
+            return Err(ParseError::new(format!(
+                "removes CPU {cpu}, which is absent"
+            )));
         }
     }
     for (cpu, c) in d.cpus {
@@ -645,7 +647,9 @@ fn apply_msr(sec: &mut MsrSection, d: MsrDelta) -> Result<(), ParseError> {
 fn apply_pci(sec: &mut PciSection, d: PciDelta) -> Result<(), ParseError> {
     for bdf in d.removed {
         if sec.devices.remove(&bdf).is_none() {
-            return Err(ParseError::new(format!("removes device {bdf}, which is absent")));
+            return Err(ParseError::new(format!(
+                "removes device {bdf}, which is absent"
+            )));
         }
     }
     for (bdf, dd) in d.devices {
@@ -694,6 +698,15 @@ const UNCHANGED: u8 = 0;
 const REMOVED: u8 = 1;
 const CHANGED: u8 = 2;
 
+// Which parts of a CPU's change follow its number (empty lists are left out).
+const CPU_PHYS_NONE: u8 = 0x01;
+const CPU_PHYS_SOME: u8 = 0x02;
+const CPU_SET: u8 = 0x04;
+const CPU_REMOVED: u8 = 0x08;
+const CPU_UNREADABLE_SET: u8 = 0x10;
+const CPU_UNREADABLE_REMOVED: u8 = 0x20;
+const CPU_FLAGS: u8 = 0x3f;
+
 fn put_indices(e: &mut Enc, v: &[u32]) {
     e.u(v.len() as u64);
     let mut prev = 0u32;
@@ -732,7 +745,9 @@ fn get_bdf(d: &mut Dec) -> Result<Bdf, ParseError> {
     let device = d.u8()?;
     let function = d.u8()?;
     if device > 0x1f || function > 7 {
-        return Err(d.err(format!("bad PCI address device {device} function {function}")));
+        return Err(d.err(format!(
+            "bad PCI address device {device} function {function}"
+        )));
     }
     Ok(Bdf {
         domain,
@@ -819,30 +834,50 @@ impl Delta {
                 for (cpu, c) in &m.cpus {
                     e.u(u64::from(cpu.wrapping_sub(prev)));
                     prev = *cpu;
-                    match c.phys_bits {
-                        None => e.u8(0),
-                        Some(None) => e.u8(1),
-                        Some(Some(b)) => {
-                            e.u8(2);
-                            e.u8(b);
+                    let flags = match c.phys_bits {
+                        None => 0,
+                        Some(None) => CPU_PHYS_NONE,
+                        Some(Some(_)) => CPU_PHYS_SOME,
+                    } | if c.set.is_empty() { 0 } else { CPU_SET }
+                        | if c.removed.is_empty() { 0 } else { CPU_REMOVED }
+                        | if c.unreadable_set.is_empty() {
+                            0
+                        } else {
+                            CPU_UNREADABLE_SET
+                        }
+                        | if c.unreadable_removed.is_empty() {
+                            0
+                        } else {
+                            CPU_UNREADABLE_REMOVED
+                        };
+                    e.u8(flags);
+                    if let Some(Some(b)) = c.phys_bits {
+                        e.u8(b);
+                    }
+                    if !c.set.is_empty() {
+                        e.u(c.set.len() as u64);
+                        let mut p = 0u32;
+                        for (i, add) in &c.set {
+                            e.u(u64::from(i.wrapping_sub(p)));
+                            p = *i;
+                            e.i(*add as i64);
                         }
                     }
-                    e.u(c.set.len() as u64);
-                    let mut p = 0u32;
-                    for (i, add) in &c.set {
-                        e.u(u64::from(i.wrapping_sub(p)));
-                        p = *i;
-                        e.i(*add as i64);
+                    if !c.removed.is_empty() {
+                        put_indices(&mut e, &c.removed);
                     }
-                    put_indices(&mut e, &c.removed);
-                    e.u(c.unreadable_set.len() as u64);
-                    let mut p = 0u32;
-                    for (i, why) in &c.unreadable_set {
-                        e.u(u64::from(i.wrapping_sub(p)));
-                        p = *i;
-                        e.str(why);
+                    if !c.unreadable_set.is_empty() {
+                        e.u(c.unreadable_set.len() as u64);
+                        let mut p = 0u32;
+                        for (i, why) in &c.unreadable_set {
+                            e.u(u64::from(i.wrapping_sub(p)));
+                            p = *i;
+                            e.str(why);
+                        }
                     }
-                    put_indices(&mut e, &c.unreadable_removed);
+                    if !c.unreadable_removed.is_empty() {
+                        put_indices(&mut e, &c.unreadable_removed);
+                    }
                 }
             }
         }
@@ -913,8 +948,8 @@ impl Delta {
             1 => MetaChange::CapturedAt(d.opt_str()?.map(str::to_string)),
             2 => {
                 let text = d.str()?;
-                let m: Meta = serde_json::from_str(text)
-                    .map_err(|e| d.err(format!("bad metadata: {e}")))?;
+                let m: Meta =
+                    serde_json::from_str(text).map_err(|e| d.err(format!("bad metadata: {e}")))?;
                 MetaChange::Whole(Box::new(m))
             }
             t => return Err(d.err(format!("bad metadata tag {t}"))),
@@ -925,33 +960,53 @@ impl Delta {
             SectionChange::Changed(()) => {
                 let selection = d.opt_str()?.map(str::to_string);
                 let removed_cpus = get_indices(d)?;
-                let n = d.count(6)?;
+                let n = d.count(2)?;
                 let mut cpus = Vec::with_capacity(n);
                 let mut prev = 0u32;
                 for _ in 0..n {
                     let cpu = get_index(d, &mut prev)?;
-                    let phys_bits = match d.u8()? {
-                        0 => None,
-                        1 => Some(None),
-                        2 => Some(Some(d.u8()?)),
-                        t => return Err(d.err(format!("bad phys_bits tag {t}"))),
+                    let flags = d.u8()?;
+                    let both = CPU_PHYS_NONE | CPU_PHYS_SOME;
+                    if flags & !CPU_FLAGS != 0 || flags & both == both {
+                        return Err(d.err(format!("bad CPU flags {flags:#04x}")));
+                    }
+                    let phys_bits = if flags & CPU_PHYS_SOME != 0 {
+                        Some(Some(d.u8()?))
+                    } else if flags & CPU_PHYS_NONE != 0 {
+                        Some(None)
+                    } else {
+                        None
                     };
-                    let n = d.count(2)?;
-                    let mut set = Vec::with_capacity(n);
-                    let mut p = 0u32;
-                    for _ in 0..n {
-                        let i = get_index(d, &mut p)?;
-                        set.push((i, d.i()? as u64));
+                    let mut set = Vec::new();
+                    if flags & CPU_SET != 0 {
+                        let n = d.count(2)?;
+                        set.reserve_exact(n);
+                        let mut p = 0u32;
+                        for _ in 0..n {
+                            let i = get_index(d, &mut p)?;
+                            set.push((i, d.i()? as u64));
+                        }
                     }
-                    let removed = get_indices(d)?;
-                    let n = d.count(2)?;
-                    let mut unreadable_set = Vec::with_capacity(n);
-                    let mut p = 0u32;
-                    for _ in 0..n {
-                        let i = get_index(d, &mut p)?;
-                        unreadable_set.push((i, d.str()?.to_string()));
+                    let removed = if flags & CPU_REMOVED != 0 {
+                        get_indices(d)?
+                    } else {
+                        Vec::new()
+                    };
+                    let mut unreadable_set = Vec::new();
+                    if flags & CPU_UNREADABLE_SET != 0 {
+                        let n = d.count(2)?;
+                        unreadable_set.reserve_exact(n);
+                        let mut p = 0u32;
+                        for _ in 0..n {
+                            let i = get_index(d, &mut p)?;
+                            unreadable_set.push((i, d.str()?.to_string()));
+                        }
                     }
-                    let unreadable_removed = get_indices(d)?;
+                    let unreadable_removed = if flags & CPU_UNREADABLE_REMOVED != 0 {
+                        get_indices(d)?
+                    } else {
+                        Vec::new()
+                    };
                     cpus.push((
                         cpu,
                         CpuDelta {
@@ -1016,9 +1071,9 @@ impl Delta {
                         2 => {
                             let len = d.u16()?;
                             if usize::from(len) > MAX_CONFIG {
-                                return Err(d.err(format!(
-                                    "config length {len} is larger than 4096"
-                                )));
+                                return Err(
+                                    d.err(format!("config length {len} is larger than 4096"))
+                                );
                             }
                             ConfigChange::Resized {
                                 len,
@@ -1076,7 +1131,9 @@ mod tests {
         });
         s.mtrr = Some(MtrrSection {
             phys_bits: Some(46),
-            proc_mtrr: Some("reg00: base=0x000000000 (    0MB), size= 2048MB, count=1: write-back\n".into()),
+            proc_mtrr: Some(
+                "reg00: base=0x000000000 (    0MB), size= 2048MB, count=1: write-back\n".into(),
+            ),
         });
         let mut config = vec![0u8; 4096];
         config[..4].copy_from_slice(&[0x86, 0x80, 0x29, 0x3b]);
@@ -1152,7 +1209,14 @@ mod tests {
         c0.unreadable.remove(&0x1fc);
         c0.unreadable.insert(0x3a, "short read".into());
         c0.phys_bits = None;
-        b.msr.as_mut().unwrap().cpus.get_mut(&1).unwrap().unreadable.insert(0x1fc, "EPERM".into());
+        b.msr
+            .as_mut()
+            .unwrap()
+            .cpus
+            .get_mut(&1)
+            .unwrap()
+            .unreadable
+            .insert(0x1fc, "EPERM".into());
         b.mtrr.as_mut().unwrap().proc_mtrr = None;
         let pci = b.pci.as_mut().unwrap();
         let dev = pci.devices.get_mut(&"00:1f.2".parse().unwrap()).unwrap();
@@ -1185,7 +1249,14 @@ mod tests {
         round_trip(&c, &b);
         // Config resized.
         let mut e = b.clone();
-        e.pci.as_mut().unwrap().devices.get_mut(&bdf).unwrap().config.truncate(256);
+        e.pci
+            .as_mut()
+            .unwrap()
+            .devices
+            .get_mut(&bdf)
+            .unwrap()
+            .config
+            .truncate(256);
         round_trip(&b, &e);
     }
 
@@ -1215,11 +1286,29 @@ mod tests {
         // A run past the device's config length.
         let mut b = a.clone();
         let bdf: Bdf = "00:1f.2".parse().unwrap();
-        b.pci.as_mut().unwrap().devices.get_mut(&bdf).unwrap().config[4000] = 1;
+        b.pci
+            .as_mut()
+            .unwrap()
+            .devices
+            .get_mut(&bdf)
+            .unwrap()
+            .config[4000] = 1;
         let d = Delta::between(&a, &b);
         let mut short = a.clone();
-        short.pci.as_mut().unwrap().devices.get_mut(&bdf).unwrap().config.truncate(64);
-        assert!(d.apply(&mut short).unwrap_err().what.contains("config has 64 bytes"));
+        short
+            .pci
+            .as_mut()
+            .unwrap()
+            .devices
+            .get_mut(&bdf)
+            .unwrap()
+            .config
+            .truncate(64);
+        assert!(d
+            .apply(&mut short)
+            .unwrap_err()
+            .what
+            .contains("config has 64 bytes"));
     }
 
     #[test]

@@ -202,8 +202,15 @@ struct Scan {
 }
 
 enum Parsed {
-    Frame { time_ms: i64, marks: Vec<String>, body: u32 },
-    Checkpoint { frame: usize, body: u32 },
+    Frame {
+        time_ms: i64,
+        marks: Vec<String>,
+        body: u32,
+    },
+    Checkpoint {
+        frame: usize,
+        body: u32,
+    },
     Mark(Mark),
 }
 
@@ -501,7 +508,10 @@ impl Recording {
                 Some(d) => d.message.clone(),
                 None => format!("{}: holds no frame", path.display()),
             };
-            return Err(FileError::invalid(path, format!("no complete frame: {why}")));
+            return Err(FileError::invalid(
+                path,
+                format!("no complete frame: {why}"),
+            ));
         }
         let mut rec = Recording {
             path: path.to_path_buf(),
@@ -660,7 +670,10 @@ impl Recording {
                     .map_err(|e| {
                         FileError::invalid(
                             &self.path,
-                            format!("checkpoint of frame {} (record at byte {}): {e}", c.frame, c.offset),
+                            format!(
+                                "checkpoint of frame {} (record at byte {}): {e}",
+                                c.frame, c.offset
+                            ),
                         )
                     })?;
                 at = c.frame;
@@ -701,7 +714,10 @@ impl Recording {
                         "{} frames are marked {:?} ({}): give a frame number",
                         many.len(),
                         crate::sanitize::inert(label),
-                        many.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|i| i.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )),
             },
@@ -1079,10 +1095,13 @@ impl RecordingWriter {
     /// Write `self.buf` in one write; on failure cut the file back to where it was.
     fn flush_buf(&mut self) -> Result<(), FileError> {
         let sync = self.opts.sync;
-        let r = self
-            .file
-            .write_all(&self.buf)
-            .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) });
+        let r = self.file.write_all(&self.buf).and_then(|_| {
+            if sync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(source) = r {
             let _ = self.file.set_len(self.end);
             return Err(FileError::Write {

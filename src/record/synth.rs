@@ -20,10 +20,10 @@ pub const APERF: u32 = 0xe8;
 /// MSRs of a typical Intel core, in the order a machine description lists them; the rest
 /// of a larger set is filled from the machine-check banks and the RAPL/uncore range.
 const KNOWN: &[u32] = &[
-    0x10, 0x1b, 0x3a, 0x8b, 0xce, 0xe2, 0xe7, 0xe8, 0xfe, 0x174, 0x175, 0x176, 0x179, 0x17a,
-    0x198, 0x199, 0x19a, 0x19b, 0x1a0, 0x1a2, 0x1aa, 0x1ad, 0x1b0, 0x1b1, 0x1b2, 0x1c9, 0x1d9,
-    0x1fc, 0x277, 0x2ff, 0x38d, 0x38e, 0x38f, 0x390, 0xc0000080, 0xc0000081, 0xc0000082,
-    0xc0000083, 0xc0000084, 0xc0000100, 0xc0000101, 0xc0000102, 0xc0000103,
+    0x10, 0x1b, 0x3a, 0x8b, 0xce, 0xe2, 0xe7, 0xe8, 0xfe, 0x174, 0x175, 0x176, 0x179, 0x17a, 0x198,
+    0x199, 0x19a, 0x19b, 0x1a0, 0x1a2, 0x1aa, 0x1ad, 0x1b0, 0x1b1, 0x1b2, 0x1c9, 0x1d9, 0x1fc,
+    0x277, 0x2ff, 0x38d, 0x38e, 0x38f, 0x390, 0xc0000080, 0xc0000081, 0xc0000082, 0xc0000083,
+    0xc0000084, 0xc0000100, 0xc0000101, 0xc0000102, 0xc0000103,
 ];
 
 /// Parameters of a synthetic machine.
@@ -119,10 +119,20 @@ impl Machine {
         meta.cmdline = Some("BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet".into());
         meta.boot_id = Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into());
         meta.modules = Some(
-            ["ahci", "e1000e", "i915", "intel_rapl_msr", "kvm", "kvm_intel", "msr", "nvme", "xhci_pci"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "ahci",
+                "e1000e",
+                "i915",
+                "intel_rapl_msr",
+                "kvm",
+                "kvm_intel",
+                "msr",
+                "nvme",
+                "xhci_pci",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         );
         meta.cpus_online = Some(format!("0-{}", self.spec.cpus.saturating_sub(1)));
         // Values shared by every CPU, as on real hardware.
@@ -194,7 +204,9 @@ impl Machine {
     /// MSI at 0x50, PCI Express at 0x70; AER at 0x100 and more extended capabilities
     /// after it.
     fn device(&mut self, d: usize) -> PciDevice {
-        const CLASSES: &[u32] = &[0x060000, 0x030000, 0x010601, 0x020000, 0x0c0330, 0x010802, 0x040300, 0x0c0500];
+        const CLASSES: &[u32] = &[
+            0x060000, 0x030000, 0x010601, 0x020000, 0x0c0330, 0x010802, 0x040300, 0x0c0500,
+        ];
         let class = CLASSES[d % CLASSES.len()];
         let mut c = vec![0u8; 4096];
         let dev_id = self.below(0x10000) as u16;
@@ -253,10 +265,19 @@ impl Machine {
             revision: (d % 16) as u8,
             subsystem_vendor: Some(0x17aa),
             subsystem_device: Some(u16::from_le_bytes([c[0x2e], c[0x2f]])),
-            driver: ["pcieport", "i915", "ahci", "e1000e", "xhci_hcd", "nvme", "snd_hda_intel", ""]
-                .get(d % 8)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.to_string()),
+            driver: [
+                "pcieport",
+                "i915",
+                "ahci",
+                "e1000e",
+                "xhci_hcd",
+                "nvme",
+                "snd_hda_intel",
+                "",
+            ]
+            .get(d % 8)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_string()),
             config: c,
             config_note: None,
             vanished: false,
@@ -288,7 +309,13 @@ impl Machine {
         let ticks = 2_400_000 * self.spec.interval.as_millis() as u64;
         let cpus = self.spec.cpus;
         let jitter: Vec<(u64, u64, u64)> = (0..cpus)
-            .map(|_| (self.below(1000), self.below(ticks / 2 + 1), self.below(ticks / 2 + 1)))
+            .map(|_| {
+                (
+                    self.below(1000),
+                    self.below(ticks / 2 + 1),
+                    self.below(ticks / 2 + 1),
+                )
+            })
             .collect();
         let mut real = None;
         if self.spec.msr_change_every > 0 && self.step % self.spec.msr_change_every == 0 {
@@ -357,7 +384,15 @@ mod tests {
         assert_eq!(c7.values.len() + c7.unreadable.len(), 400);
         let pci = s0.pci.as_ref().unwrap();
         assert_eq!(pci.devices.len(), 20);
-        let nonzero = pci.devices.values().next().unwrap().config.iter().filter(|&&b| b != 0).count();
+        let nonzero = pci
+            .devices
+            .values()
+            .next()
+            .unwrap()
+            .config
+            .iter()
+            .filter(|&&b| b != 0)
+            .count();
         assert!(nonzero > 100, "{nonzero}");
         let s1 = m.step().clone();
         assert_ne!(s0.meta.captured_at, s1.meta.captured_at);
