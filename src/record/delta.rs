@@ -75,6 +75,8 @@ pub struct MsrDelta {
 pub struct CpuDelta {
     /// The new `phys_bits`, when it changed.
     pub phys_bits: Option<Option<u8>>,
+    /// The new `regular_file`, when it changed.
+    pub regular_file: Option<bool>,
     /// MSR index and the wrapping difference new − old (old is 0 for an added MSR).
     pub set: Vec<(u32, u64)>,
     /// MSRs no longer in `values`.
@@ -271,6 +273,16 @@ fn meta_equal_but_time(a: &Meta, b: &Meta) -> bool {
 impl Delta {
     /// What changed from `old` to `new`.
     pub fn between(old: &Snapshot, new: &Snapshot) -> Delta {
+        // Exhaustive, so that a new section cannot be forgotten here. `format` and
+        // `version` are those of every snapshot regdrift loads.
+        let Snapshot {
+            format: _,
+            version: _,
+            meta: _,
+            msr: _,
+            mtrr: _,
+            pci: _,
+        } = new;
         let meta = if !meta_equal_but_time(&old.meta, &new.meta) {
             MetaChange::Whole(Box::new(new.meta.clone()))
         } else if old.meta.captured_at != new.meta.captured_at {
@@ -425,6 +437,10 @@ fn section<S: Default, D>(
 }
 
 fn msr_delta(old: &MsrSection, new: &MsrSection) -> MsrDelta {
+    let MsrSection {
+        selection: _,
+        cpus: _,
+    } = new;
     let mut d = MsrDelta {
         selection: (old.selection != new.selection).then(|| new.selection.clone()),
         ..MsrDelta::default()
@@ -444,11 +460,19 @@ fn msr_delta(old: &MsrSection, new: &MsrSection) -> MsrDelta {
 }
 
 fn cpu_delta(old: &CpuMsrs, new: &CpuMsrs) -> CpuDelta {
+    // Exhaustive, so that a new field cannot be forgotten here.
+    let CpuMsrs {
+        values,
+        unreadable,
+        phys_bits,
+        regular_file,
+    } = new;
     let mut d = CpuDelta {
-        phys_bits: (old.phys_bits != new.phys_bits).then_some(new.phys_bits),
+        phys_bits: (old.phys_bits != *phys_bits).then_some(*phys_bits),
+        regular_file: (old.regular_file != *regular_file).then_some(*regular_file),
         ..CpuDelta::default()
     };
-    if old.values != new.values {
+    if old.values != *values {
         merge(&old.values, &new.values, |i, a, b| match (a, b) {
             (Some(_), None) => d.removed.push(i),
             (a, Some(&b)) if a != Some(&b) => {
@@ -457,7 +481,7 @@ fn cpu_delta(old: &CpuMsrs, new: &CpuMsrs) -> CpuDelta {
             _ => {}
         });
     }
-    if old.unreadable != new.unreadable {
+    if old.unreadable != *unreadable {
         merge(&old.unreadable, &new.unreadable, |i, a, b| match (a, b) {
             (Some(_), None) => d.unreadable_removed.push(i),
             (a, Some(b)) if a != Some(b) => d.unreadable_set.push((i, b.clone())),
@@ -468,16 +492,29 @@ fn cpu_delta(old: &CpuMsrs, new: &CpuMsrs) -> CpuDelta {
 }
 
 fn ident(dev: &PciDevice) -> Ident {
+    // Exhaustive, so that a new field cannot be forgotten here.
+    let PciDevice {
+        vendor,
+        device,
+        class,
+        revision,
+        subsystem_vendor,
+        subsystem_device,
+        driver,
+        config: _,
+        config_note,
+        vanished,
+    } = dev;
     Ident {
-        vendor: dev.vendor,
-        device: dev.device,
-        class: dev.class,
-        revision: dev.revision,
-        subsystem_vendor: dev.subsystem_vendor,
-        subsystem_device: dev.subsystem_device,
-        driver: dev.driver.clone(),
-        config_note: dev.config_note.clone(),
-        vanished: dev.vanished,
+        vendor: *vendor,
+        device: *device,
+        class: *class,
+        revision: *revision,
+        subsystem_vendor: *subsystem_vendor,
+        subsystem_device: *subsystem_device,
+        driver: driver.clone(),
+        config_note: config_note.clone(),
+        vanished: *vanished,
     }
 }
 
@@ -494,6 +531,7 @@ fn ident_equal(a: &PciDevice, b: &PciDevice) -> bool {
 }
 
 fn pci_delta(old: &PciSection, new: &PciSection) -> PciDelta {
+    let PciSection { devices: _ } = new;
     let mut d = PciDelta::default();
     let empty = PciDevice::default();
     merge(&old.devices, &new.devices, |bdf, a, b| match (a, b) {
@@ -619,6 +657,9 @@ fn apply_msr(sec: &mut MsrSection, d: MsrDelta) -> Result<(), ParseError> {
         if let Some(p) = c.phys_bits {
             m.phys_bits = p;
         }
+        if let Some(r) = c.regular_file {
+            m.regular_file = r;
+        }
         for (i, add) in c.set {
             let v = m.values.entry(i).or_insert(0);
             *v = v.wrapping_add(add);
@@ -705,7 +746,8 @@ const CPU_SET: u8 = 0x04;
 const CPU_REMOVED: u8 = 0x08;
 const CPU_UNREADABLE_SET: u8 = 0x10;
 const CPU_UNREADABLE_REMOVED: u8 = 0x20;
-const CPU_FLAGS: u8 = 0x3f;
+const CPU_REGULAR_FILE: u8 = 0x40;
+const CPU_NOT_REGULAR_FILE: u8 = 0x80;
 
 fn put_indices(e: &mut Enc, v: &[u32]) {
     e.u(v.len() as u64);
@@ -849,6 +891,11 @@ impl Delta {
                             0
                         } else {
                             CPU_UNREADABLE_REMOVED
+                        }
+                        | match c.regular_file {
+                            None => 0,
+                            Some(true) => CPU_REGULAR_FILE,
+                            Some(false) => CPU_NOT_REGULAR_FILE,
                         };
                     e.u8(flags);
                     if let Some(Some(b)) = c.phys_bits {
@@ -884,10 +931,13 @@ impl Delta {
         match &self.mtrr {
             SectionChange::Unchanged => e.u8(UNCHANGED),
             SectionChange::Removed => e.u8(REMOVED),
-            SectionChange::Changed(m) => {
+            SectionChange::Changed(MtrrSection {
+                phys_bits,
+                proc_mtrr,
+            }) => {
                 e.u8(CHANGED);
-                e.opt_u8(m.phys_bits);
-                e.opt_str(m.proc_mtrr.as_deref());
+                e.opt_u8(*phys_bits);
+                e.opt_str(proc_mtrr.as_deref());
             }
         }
         match &self.pci {
@@ -967,13 +1017,21 @@ impl Delta {
                     let cpu = get_index(d, &mut prev)?;
                     let flags = d.u8()?;
                     let both = CPU_PHYS_NONE | CPU_PHYS_SOME;
-                    if flags & !CPU_FLAGS != 0 || flags & both == both {
+                    let file = CPU_REGULAR_FILE | CPU_NOT_REGULAR_FILE;
+                    if flags & both == both || flags & file == file {
                         return Err(d.err(format!("bad CPU flags {flags:#04x}")));
                     }
                     let phys_bits = if flags & CPU_PHYS_SOME != 0 {
                         Some(Some(d.u8()?))
                     } else if flags & CPU_PHYS_NONE != 0 {
                         Some(None)
+                    } else {
+                        None
+                    };
+                    let regular_file = if flags & CPU_REGULAR_FILE != 0 {
+                        Some(true)
+                    } else if flags & CPU_NOT_REGULAR_FILE != 0 {
+                        Some(false)
                     } else {
                         None
                     };
@@ -1011,6 +1069,7 @@ impl Delta {
                         cpu,
                         CpuDelta {
                             phys_bits,
+                            regular_file,
                             set,
                             removed,
                             unreadable_set,
@@ -1209,6 +1268,7 @@ mod tests {
         c0.unreadable.remove(&0x1fc);
         c0.unreadable.insert(0x3a, "short read".into());
         c0.phys_bits = None;
+        c0.regular_file = true;
         b.msr
             .as_mut()
             .unwrap()
