@@ -108,10 +108,7 @@ fn report(dir: &Path) {
 
     let big = dir.join("10k.rec");
     let b = write(&big, 10_000);
-    println!(
-        "10,000 frames: {:.2} MiB",
-        b.bytes as f64 / 1048576.0
-    );
+    println!("10,000 frames: {:.2} MiB", b.bytes as f64 / 1048576.0);
     let mut opens = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();

@@ -2,6 +2,8 @@
 //! "when did this change" queries, live recording with an injected frame source, and the
 //! `record` / `replay` commands.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -724,4 +726,144 @@ fn replay_refuses_what_is_not_a_recording() {
         .code(2)
         .stderr(predicate::str::contains("/nonexistent/x.json"));
     assert!(!dir.path().join("x.rec").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Live recording of fixture machines, and diff between frames
+
+#[test]
+fn record_live_from_a_fixture_root_and_diff_two_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    common::cold_machine(&root, 0);
+    let rec = dir.path().join("live.rec");
+    regdrift()
+        .args(["record", "-o"])
+        .arg(&rec)
+        .arg("--root")
+        .arg(&root)
+        .args(["--count", "3", "--interval", "10ms", "--mark", "cold"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("3 frames written"));
+    let r = Recording::open(&rec).unwrap();
+    assert_eq!(r.frame_count(), 3);
+    assert_eq!(r.frames_marked("cold"), vec![0]);
+    let s0 = r.snapshot(0).unwrap();
+    assert_eq!(s0.msr.as_ref().unwrap().cpus.len(), common::CPUS as usize);
+    assert!(s0.pci.as_ref().unwrap().devices.len() >= 3);
+
+    // The next boot, with state planted by a buggy driver, appended as a boot script
+    // would, for one frame, with its mark.
+    common::planted_machine(&root, 0);
+    regdrift()
+        .args(["record", "--append", "-o"])
+        .arg(&rec)
+        .arg("--root")
+        .arg(&root)
+        .args(["--count", "1", "--mark", "after-kexec"])
+        .assert()
+        .success();
+    let r = Recording::open(&rec).unwrap();
+    assert_eq!(r.frame_count(), 4);
+    assert_eq!(r.frames_marked("after-kexec"), vec![3]);
+    assert!(r.changes(3).unwrap().msr_values >= common::CPUS as usize);
+
+    let at = |sel: &str| format!("{}@{sel}", rec.display());
+    regdrift()
+        .args(["diff", &at("cold"), &at("after-kexec")])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("0x1fc").or(predicate::str::contains("POWER_CTL")));
+    regdrift()
+        .args(["diff", &at("0"), &at("cold")])
+        .assert()
+        .code(0);
+    regdrift()
+        .args(["diff", &at("cold"), &at("nope")])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no frame is marked \"nope\""));
+
+    // Frames of a recording can seed another recording.
+    let copy = dir.path().join("copy.rec");
+    regdrift()
+        .args(["record", "--from", &at("cold"), &at("-1"), "-o"])
+        .arg(&copy)
+        .assert()
+        .success();
+    let c = Recording::open(&copy).unwrap();
+    assert_eq!(c.snapshot(1).unwrap(), r.snapshot(3).unwrap());
+}
+
+#[test]
+fn sigint_ends_a_live_recording_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    common::cold_machine(&root, 0);
+    let rec = dir.path().join("int.rec");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("regdrift"))
+        .args(["record", "-o"])
+        .arg(&rec)
+        .arg("--root")
+        .arg(&root)
+        .args(["--interval", "20ms"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while Recording::open(&rec).map_or(0, |r| r.frame_count()) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no frames recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frames written"));
+    let r = Recording::open(&rec).unwrap();
+    assert!(!r.truncated());
+    assert!(r.frame_count() >= 3);
+}
+
+#[test]
+fn sigkill_at_any_moment_leaves_a_loadable_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    common::cold_machine(&root, 0);
+    for (k, delay_ms) in [35u64, 60, 85, 110, 140].into_iter().enumerate() {
+        let rec = dir.path().join(format!("kill{k}.rec"));
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("regdrift"))
+            .args(["record", "-o"])
+            .arg(&rec)
+            .arg("--root")
+            .arg(&root)
+            .args(["--interval", "1ms"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !rec.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no recording appeared"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let r = Recording::open(&rec).unwrap();
+        let n = r.frame_count();
+        assert!(n >= 1);
+        assert!(r.snapshot(n - 1).is_ok());
+        // The next boot appends after whatever the kill left.
+        let mut w = RecordingWriter::open_append(&rec).unwrap();
+        let last = r.snapshot(n - 1).unwrap();
+        w.append(&last, &["after".into()]).unwrap();
+        drop(w);
+        let r = Recording::open(&rec).unwrap();
+        assert_eq!(r.frame_count(), n + 1);
+        assert!(!r.truncated());
+    }
 }

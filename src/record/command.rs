@@ -45,6 +45,9 @@ pub struct RecordArgs {
     /// Stop after this long (frames are taken at 0, interval, 2×interval… before it).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
+    /// Capture options (live recording only).
+    #[command(flatten)]
+    pub capture: crate::cli::CaptureSpec,
 }
 
 #[derive(Args, Debug)]
@@ -207,7 +210,7 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
         );
     }
     if files.is_empty() {
-        bail!("no snapshot given: name the snapshot files to record (--from or after the options)");
+        return run_record_live(a);
     }
     if a.mark.len() > files.len() {
         bail!(
@@ -217,11 +220,12 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
             if files.len() == 1 { "" } else { "s" }
         );
     }
-    // Load everything first: a bad file leaves the recording untouched.
+    // Load everything first: a bad file leaves the recording untouched. Any input diff
+    // takes will do: snapshots, other tools' dumps, frames of recordings (`FILE.rec@N`).
     let snaps = files
         .iter()
-        .map(|p| Snapshot::load(p))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|p| crate::cli::load_input(p))
+        .collect::<Result<Vec<_>>>()?;
     let mut sink = Sink::new(&a.output, a.append, a.mark.clone());
     for s in &snaps {
         sink.write(s)?;
@@ -237,8 +241,32 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Live recording with the capture options of `a`.
+fn run_record_live(a: &RecordArgs) -> Result<u8> {
+    let opts = a.capture.options()?;
+    let db = crate::regdb::RegDb::active();
+    let mut first = true;
+    record_with(a, || {
+        let snap = crate::capture::capture(&opts, db)?;
+        if std::mem::take(&mut first) {
+            // What could not be read is the same at every frame: say it once.
+            for p in &snap.meta.problems {
+                eprintln!(
+                    "regdrift: note: {}{}",
+                    p.path
+                        .as_deref()
+                        .map(|p| format!("{}: ", inert(p)))
+                        .unwrap_or_default(),
+                    inert(&p.reason)
+                );
+            }
+        }
+        Ok(snap)
+    })
+}
+
 /// Live recording from `source` with the plan of `a` (SIGINT/SIGTERM end it cleanly).
-pub fn run_record_live(a: &RecordArgs, source: impl FnMut() -> Result<Snapshot>) -> Result<u8> {
+pub fn record_with(a: &RecordArgs, source: impl FnMut() -> Result<Snapshot>) -> Result<u8> {
     if let Some(c) = a.count {
         if a.mark.len() as u64 > c {
             bail!("{} labels given with --mark for {c} frames", a.mark.len());
