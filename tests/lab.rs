@@ -457,6 +457,47 @@ fn planted_stale_state_is_found_exactly_after_kexec() {
             "diff.txt does not mention {needle}:\n{text}"
         );
     }
+
+    // The session as a recording: three frames with their marks, and the same report
+    // from its first and last frames as from the snapshot files.
+    let rec = lab.out.join("session.rec");
+    let list = Command::new(env!("CARGO_BIN_EXE_regdrift"))
+        .args(["replay", "--list"])
+        .arg(&rec)
+        .output()
+        .expect("cannot run regdrift replay");
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "replay --list {}: {listing}",
+        rec.display()
+    );
+    for mark in ["cold", "planted", "after-kexec"] {
+        assert!(listing.contains(mark), "mark {mark} missing:\n{listing}");
+    }
+    let from_rec = Command::new(env!("CARGO_BIN_EXE_regdrift"))
+        .arg("diff")
+        .arg(format!("{}@cold", rec.display()))
+        .arg(format!("{}@after-kexec", rec.display()))
+        .args(["--format", "json"])
+        .output()
+        .expect("cannot run regdrift diff");
+    assert_eq!(
+        from_rec.status.code(),
+        Some(1),
+        "diff of the recording's frames"
+    );
+    let from_rec: Value = serde_json::from_slice(&from_rec.stdout).expect("diff JSON");
+    let key = |ds: Vec<&Value>| -> Vec<String> {
+        ds.iter()
+            .map(|d| format!("{} {} {}", d["kind"], d["bdf"], d["register"]))
+            .collect()
+    };
+    assert_eq!(
+        key(significant(&from_rec)),
+        key(found),
+        "recording vs snapshot files"
+    );
 }
 
 #[test]
