@@ -253,7 +253,7 @@ pub fn layout(config: &[u8]) -> Layout {
         exp_type: None,
         out: Layout {
             regs: Vec::with_capacity(96),
-            caps: Vec::new(),
+            caps: Vec::with_capacity(16),
             problems: Vec::new(),
         },
     };
@@ -301,7 +301,14 @@ impl Walker<'_> {
 
     /// Add a register if it fits in the config space (and in the current structure's
     /// limit); remember when one did not.
-    fn reg(&mut self, off: usize, width: u8, key: &'static str, name: &str, group: &str) {
+    fn reg(
+        &mut self,
+        off: usize,
+        width: u8,
+        key: &'static str,
+        name: impl Into<String>,
+        group: &str,
+    ) {
         self.reg_v(off, width, key, name, group, false);
     }
 
@@ -310,7 +317,7 @@ impl Walker<'_> {
         off: usize,
         width: u8,
         key: &'static str,
-        name: &str,
+        name: impl Into<String>,
         group: &str,
         volatile: bool,
     ) {
@@ -322,7 +329,7 @@ impl Walker<'_> {
             offset: off as u16,
             width,
             key,
-            name: name.to_string(),
+            name: name.into(),
             group: group.to_string(),
             volatile: volatile.then_some(Volatility::Counter),
         });
@@ -361,7 +368,14 @@ impl Walker<'_> {
             }
             Some(2) => {
                 self.reg(0x14, 1, "header.cap_ptr", "Capabilities Pointer", g);
-                self.reg_v(0x16, 2, "header.secondary_status", "Secondary Status", g, true);
+                self.reg_v(
+                    0x16,
+                    2,
+                    "header.secondary_status",
+                    "Secondary Status",
+                    g,
+                    true,
+                );
                 self.reg(0x3c, 1, "header.interrupt_line", "Interrupt Line", g);
                 self.reg(0x3d, 1, "header.interrupt_pin", "Interrupt Pin", g);
                 self.reg(0x3e, 2, "header.bridge_control", "Bridge Control", g);
@@ -373,6 +387,18 @@ impl Walker<'_> {
             }
             None => None,
         };
+        if let (Some(t), Some(class)) = (htype, self.r16(0x0a)) {
+            let expected = match class {
+                0x0604 | 0x0609 => 1,
+                0x0607 => 2,
+                _ => 0,
+            };
+            if t <= 2 && t != expected {
+                self.problem(format!(
+                    "class {class:04x} does not go with header type {t:02x} (lspci: invalid class)"
+                ));
+            }
+        }
         let status = self.r16(0x06).unwrap_or(0);
         let mut can_have_ext = false;
         if let Some(at) = cap_ptr_at {
@@ -396,11 +422,25 @@ impl Walker<'_> {
         self.reg(0x0f, 1, "header.bist", "BIST", g);
     }
 
-    fn header_type0(&mut self, g: &str) {
-        const BARS: [&str; 6] = ["BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5"];
-        for (i, name) in BARS.iter().enumerate() {
-            self.reg(0x10 + 4 * i, 4, "header.bar", name, g);
+    /// `count` base address registers from `at`; the upper half of a 64-bit memory BAR is
+    /// named as such (`BAR1 (BAR0 high)`).
+    fn bars(&mut self, at: usize, count: usize, key: &'static str, prefix: &str, g: &str) {
+        let mut i = 0;
+        while i < count {
+            let off = at + 4 * i;
+            let v = self.r32(off).unwrap_or(0);
+            self.reg(off, 4, key, format!("{prefix}{i}"), g);
+            if v & 0x1 == 0 && v & 0x6 == 0x4 && i + 1 < count {
+                let name = format!("{prefix}{} ({prefix}{i} high)", i + 1);
+                self.reg(off + 4, 4, key, name, g);
+                i += 1;
+            }
+            i += 1;
         }
+    }
+
+    fn header_type0(&mut self, g: &str) {
+        self.bars(0x10, 6, "header.bar", "BAR", g);
         self.reg(0x28, 4, "header.cardbus_cis", "CardBus CIS", g);
         self.reg(0x2c, 4, "header.subsystem", "Subsystem ID", g);
         self.reg(0x30, 4, "header.rom", "Expansion ROM", g);
@@ -412,15 +452,39 @@ impl Walker<'_> {
     }
 
     fn header_type1(&mut self, g: &str) {
-        self.reg(0x10, 4, "header.bar", "BAR0", g);
-        self.reg(0x14, 4, "header.bar", "BAR1", g);
+        self.bars(0x10, 2, "header.bar", "BAR", g);
         self.reg(0x18, 4, "header.bus_numbers", "Bus Numbers", g);
         self.reg(0x1c, 2, "header.io_window", "I/O Base/Limit", g);
-        self.reg_v(0x1e, 2, "header.secondary_status", "Secondary Status", g, true);
+        self.reg_v(
+            0x1e,
+            2,
+            "header.secondary_status",
+            "Secondary Status",
+            g,
+            true,
+        );
         self.reg(0x20, 4, "header.mem_window", "Memory Base/Limit", g);
-        self.reg(0x24, 4, "header.prefetch_window", "Prefetchable Base/Limit", g);
-        self.reg(0x28, 4, "header.prefetch_window", "Prefetchable Base Upper", g);
-        self.reg(0x2c, 4, "header.prefetch_window", "Prefetchable Limit Upper", g);
+        self.reg(
+            0x24,
+            4,
+            "header.prefetch_window",
+            "Prefetchable Base/Limit",
+            g,
+        );
+        self.reg(
+            0x28,
+            4,
+            "header.prefetch_window",
+            "Prefetchable Base Upper",
+            g,
+        );
+        self.reg(
+            0x2c,
+            4,
+            "header.prefetch_window",
+            "Prefetchable Limit Upper",
+            g,
+        );
         self.reg(0x30, 4, "header.io_window", "I/O Base/Limit Upper", g);
         self.reg(0x34, 1, "header.cap_ptr", "Capabilities Pointer", g);
         self.reg(0x38, 4, "header.rom", "Expansion ROM", g);
@@ -698,7 +762,7 @@ impl Walker<'_> {
                 self.reg(at + 0x18, 4, "aer.cap_control", "AERCap", &g);
                 const LOG: [&str; 4] = ["HeaderLog0", "HeaderLog1", "HeaderLog2", "HeaderLog3"];
                 for (i, name) in LOG.iter().enumerate() {
-                    self.reg_v(at + 0x1c + 4 * i, 4, "aer.header_log", name, &g, true);
+                    self.reg_v(at + 0x1c + 4 * i, 4, "aer.header_log", *name, &g, true);
                 }
                 if matches!(self.exp_type, Some(EXP_TYPE_ROOT_PORT | EXP_TYPE_ROOT_EC)) {
                     self.reg(at + 0x2c, 4, "aer.root_command", "RootCmd", &g);
@@ -729,14 +793,15 @@ impl Walker<'_> {
                 self.reg(at + 0x14, 2, "sriov.vf_offset", "VF Offset", &g);
                 self.reg(at + 0x16, 2, "sriov.vf_stride", "VF Stride", &g);
                 self.reg(at + 0x1a, 2, "sriov.vf_device", "VF Device ID", &g);
-                self.reg(at + 0x1c, 4, "sriov.supported_page_sizes", "Supported Page Sizes", &g);
+                self.reg(
+                    at + 0x1c,
+                    4,
+                    "sriov.supported_page_sizes",
+                    "Supported Page Sizes",
+                    &g,
+                );
                 self.reg(at + 0x20, 4, "sriov.page_size", "System Page Size", &g);
-                const VFBARS: [&str; 6] = [
-                    "VF BAR0", "VF BAR1", "VF BAR2", "VF BAR3", "VF BAR4", "VF BAR5",
-                ];
-                for (i, name) in VFBARS.iter().enumerate() {
-                    self.reg(at + 0x24 + 4 * i, 4, "sriov.vf_bar", name, &g);
-                }
+                self.bars(at + 0x24, 6, "sriov.vf_bar", "VF BAR", &g);
                 self.reg(at + 0x3c, 4, "sriov.migration", "VF Migration State", &g);
             }
             ECAP_LTR => {
@@ -756,7 +821,9 @@ impl Walker<'_> {
 /// Sort the registers by offset and drop any that overlaps an earlier one (overlapping
 /// capabilities): `reg_at` needs disjoint, sorted registers.
 fn settle(out: &mut Layout) {
-    out.regs.sort_by_key(|r| r.offset);
+    if !out.regs.is_sorted_by_key(|r| r.offset) {
+        out.regs.sort_by_key(|r| r.offset);
+    }
     let mut end = 0u32;
     let mut dropped: Vec<String> = Vec::new();
     out.regs.retain(|r| {
@@ -864,13 +931,18 @@ impl F {
 /// The named fields of `reg` holding `value`.
 pub fn decode_reg(reg: &PciReg, value: u64) -> Vec<Field> {
     match reg.key {
+        "header.bar" | "sriov.vf_bar" if reg.name.ends_with(" high)") => {
+            return vec![F {
+                name: "AddressHigh",
+                mask: 0xffff_ffff,
+                kind: Kind::Fmt(|v| format!("{:#x}", v & 0xffff_ffff)),
+            }
+            .decode(value)];
+        }
         "header.bar" | "sriov.vf_bar" => return bar_fields(value),
         _ => {}
     }
-    fields_of(reg)
-        .iter()
-        .map(|f| f.decode(value))
-        .collect()
+    fields_of(reg).iter().map(|f| f.decode(value)).collect()
 }
 
 fn bar_fields(value: u64) -> Vec<Field> {
@@ -922,7 +994,10 @@ fn fields_of(reg: &PciReg) -> &'static [F] {
             flag("Start", 6),
             flag("Capable", 7),
         ],
-        ("header.subsystem", _) => t![num("SubsystemVendor", 0xffff), num("Subsystem", 0xffff_0000)],
+        ("header.subsystem", _) => t![
+            num("SubsystemVendor", 0xffff),
+            num("Subsystem", 0xffff_0000)
+        ],
         ("header.rom", _) => t![flag("Enable", 0), fmt("Address", 0xffff_f800, rom_addr)],
         ("header.interrupt_pin", _) => t![table("Pin", 0xff, &["none", "A", "B", "C", "D"])],
         ("header.secondary_status", _) => SEC_STATUS,
@@ -937,9 +1012,15 @@ fn fields_of(reg: &PciReg) -> &'static [F] {
             table("IOBaseType", 0x0f, &["16-bit", "32-bit"]),
             fmt("IOBase", 0xf0, |v| format!("{:#x}", (v & 0xf0) << 8)),
             table("IOLimitType", 0x0f00, &["16-bit", "32-bit"]),
-            fmt("IOLimit", 0xf000, |v| format!("{:#x}", (v & 0xf000) | 0xfff)),
+            fmt("IOLimit", 0xf000, |v| format!(
+                "{:#x}",
+                (v & 0xf000) | 0xfff
+            )),
         ],
-        ("header.io_window", _) => t![num("IOBaseUpper16", 0xffff), num("IOLimitUpper16", 0xffff_0000)],
+        ("header.io_window", _) => t![
+            num("IOBaseUpper16", 0xffff),
+            num("IOLimitUpper16", 0xffff_0000)
+        ],
         ("header.mem_window", _) => t![
             fmt("MemBase", 0xfff0, |v| format!("{:#x}", (v & 0xfff0) << 16)),
             fmt("MemLimit", 0xfff0_0000, |v| {
@@ -965,7 +1046,10 @@ fn fields_of(reg: &PciReg) -> &'static [F] {
         ("msix.control", _) => MSIX_CONTROL,
         ("msix.table", _) | ("msix.pba", _) => t![
             num("BAR", 0x7),
-            fmt("Offset", 0xffff_fff8, |v| format!("{:#010x}", v & 0xffff_fff8)),
+            fmt("Offset", 0xffff_fff8, |v| format!(
+                "{:#010x}",
+                v & 0xffff_fff8
+            )),
         ],
         ("pcie.caps", _) => EXP_CAPS,
         ("pcie.devcap", _) => DEVCAP,
@@ -994,7 +1078,10 @@ fn fields_of(reg: &PciReg) -> &'static [F] {
         ("aer.cap_control", _) => AER_CAP,
         ("aer.root_command", _) => t![flag("CERptEn", 0), flag("NFERptEn", 1), flag("FERptEn", 2)],
         ("aer.root_status", _) => AER_ROOT_STATUS,
-        ("aer.error_source", _) => t![num("ERR_COR", 0xffff), num("ERR_FATAL/NONFATAL", 0xffff_0000)],
+        ("aer.error_source", _) => t![
+            num("ERR_COR", 0xffff),
+            num("ERR_FATAL/NONFATAL", 0xffff_0000)
+        ],
         ("sriov.cap", _) => t![
             flag("VFMigrationCap", 0),
             flag("ARIPreserved", 1),
@@ -1100,7 +1187,9 @@ const PMC: &[F] = &[
     table(
         "AuxCurrent",
         0x1c0,
-        &["0mA", "55mA", "100mA", "160mA", "220mA", "270mA", "320mA", "375mA"],
+        &[
+            "0mA", "55mA", "100mA", "160mA", "220mA", "270mA", "320mA", "375mA",
+        ],
     ),
     flag("D1", 9),
     flag("D2", 10),
@@ -1122,7 +1211,9 @@ const PMCSR: &[F] = &[
 
 const MSI_CONTROL: &[F] = &[
     flag("Enable", 0),
-    fmt("Count", 0x70, |v| (1u32 << ((v >> 4) & 7).min(5)).to_string()),
+    fmt("Count", 0x70, |v| {
+        (1u32 << ((v >> 4) & 7).min(5)).to_string()
+    }),
     fmt("CountRequested", 0x0e, |v| {
         (1u32 << ((v >> 1) & 7).min(5)).to_string()
     }),
@@ -1150,15 +1241,31 @@ const EXP_CAPS: &[F] = &[
 ];
 
 const L0S_LAT: &[&str] = &[
-    "<64ns", "<128ns", "<256ns", "<512ns", "<1us", "<2us", "<4us", "unlimited",
+    "<64ns",
+    "<128ns",
+    "<256ns",
+    "<512ns",
+    "<1us",
+    "<2us",
+    "<4us",
+    "unlimited",
 ];
 const L1_LAT: &[&str] = &[
-    "<1us", "<2us", "<4us", "<8us", "<16us", "<32us", "<64us", "unlimited",
+    "<1us",
+    "<2us",
+    "<4us",
+    "<8us",
+    "<16us",
+    "<32us",
+    "<64us",
+    "unlimited",
 ];
 
 const DEVCAP: &[F] = &[
     fmt("MaxPayload", 0x7, |v| payload(v & 7)),
-    fmt("PhantFunc", 0x18, |v| ((1u32 << ((v >> 3) & 3)) - 1).to_string()),
+    fmt("PhantFunc", 0x18, |v| {
+        ((1u32 << ((v >> 3) & 3)) - 1).to_string()
+    }),
     flag("ExtTag", 5),
     table("L0sLatency", 0x1c0, L0S_LAT),
     table("L1Latency", 0xe00, L1_LAT),
@@ -1316,7 +1423,12 @@ const DEVCAP2: &[F] = &[
     table(
         "OBFF",
         0xc_0000,
-        &["Not Supported", "Via message", "Via WAKE#", "Via message/WAKE#"],
+        &[
+            "Not Supported",
+            "Via message",
+            "Via WAKE#",
+            "Via message/WAKE#",
+        ],
     ),
     flag("ExtFmt", 20),
     flag("EETLPPrefix", 21),
@@ -1374,7 +1486,8 @@ const LNKCAP2: &[F] = &[
 const LNKCTL2: &[F] = &[
     fmt("TargetLinkSpeed", 0xf, |v| match v & 0xf {
         0 => "2.5GT/s".to_string(),
-        s => link_speed(s),
+        s @ 1..=6 => link_speed(s),
+        _ => "Unknown".to_string(),
     }),
     flag("EnterCompliance", 4),
     flag("SpeedDis", 5),
@@ -1431,7 +1544,12 @@ const LNKSTA2: &[F] = &[
     table(
         "CrosslinkRes",
         0x300,
-        &["unsupported", "Upstream Port", "Downstream Port", "incomplete"],
+        &[
+            "unsupported",
+            "Upstream Port",
+            "Downstream Port",
+            "incomplete",
+        ],
     ),
     num("DownstreamComp", 0x7000),
     flag("DRS", 15),
@@ -1717,7 +1835,11 @@ mod tests {
         let c = endpoint();
         let l = layout(&c);
         assert!(l.problems.is_empty(), "{:?}", l.problems);
-        let caps: Vec<(u16, u16, bool)> = l.caps.iter().map(|c| (c.id, c.offset, c.extended)).collect();
+        let caps: Vec<(u16, u16, bool)> = l
+            .caps
+            .iter()
+            .map(|c| (c.id, c.offset, c.extended))
+            .collect();
         assert_eq!(
             caps,
             vec![
@@ -1739,12 +1861,21 @@ mod tests {
         assert_eq!(l.reg("pcie.lnkctl2").unwrap().offset, 0xa0);
         assert!(l.reg("pcie.sltctl").is_none(), "no slot on an endpoint");
         assert!(l.reg("pcie.rootctl").is_none());
-        assert!(l.reg("aer.root_command").is_none(), "root registers only on root ports");
+        assert!(
+            l.reg("aer.root_command").is_none(),
+            "root registers only on root ports"
+        );
         assert_eq!(l.reg("msi.data").unwrap().offset, 0x5c, "64-bit MSI");
         assert!(l.reg("msi.mask").is_none());
-        assert_eq!(l.reg("header.status").unwrap().volatile, Some(Volatility::Counter));
+        assert_eq!(
+            l.reg("header.status").unwrap().volatile,
+            Some(Volatility::Counter)
+        );
         assert_eq!(l.reg("pcie.devctl").unwrap().volatile, None);
-        assert_eq!(l.reg("aer.cor_status").unwrap().volatile, Some(Volatility::Counter));
+        assert_eq!(
+            l.reg("aer.cor_status").unwrap().volatile,
+            Some(Volatility::Counter)
+        );
         assert_eq!(l.reg("ltr.max_snoop").unwrap().group, "LTR @0x140");
         assert_eq!(l.cap_at(0x7a).unwrap().id, CAP_EXP);
     }
@@ -1766,10 +1897,16 @@ mod tests {
         assert_eq!((f.value, f.meaning.as_deref()), (2, Some("512 bytes")));
         let f = field(&l, &c, "pcie.devctl", "MaxReadReq");
         assert_eq!(f.meaning.as_deref(), Some("512 bytes"));
-        assert_eq!(field(&l, &c, "pcie.lnkctl", "ASPM").meaning.as_deref(), Some("L1"));
+        assert_eq!(
+            field(&l, &c, "pcie.lnkctl", "ASPM").meaning.as_deref(),
+            Some("L1")
+        );
         assert_eq!(field(&l, &c, "pcie.lnkctl", "ClockPM").value, 1);
         assert_eq!(field(&l, &c, "pcie.lnkctl", "CommClk").value, 1);
-        assert_eq!(field(&l, &c, "pm.pmcsr", "PowerState").meaning.as_deref(), Some("D0"));
+        assert_eq!(
+            field(&l, &c, "pm.pmcsr", "PowerState").meaning.as_deref(),
+            Some("D0")
+        );
         assert_eq!(field(&l, &c, "pm.pmcsr", "NoSoftRst").value, 1);
         assert_eq!(field(&l, &c, "header.command", "DisINTx").value, 1);
         assert_eq!(field(&l, &c, "header.command", "BusMaster").value, 1);
@@ -1778,16 +1915,35 @@ mod tests {
         put16(&mut c, 0x44, 0x000b);
         put16(&mut c, 0x52, 0x00a7);
         let l = layout(&c);
-        assert_eq!(field(&l, &c, "pm.pmcsr", "PowerState").meaning.as_deref(), Some("D3hot"));
+        assert_eq!(
+            field(&l, &c, "pm.pmcsr", "PowerState").meaning.as_deref(),
+            Some("D3hot")
+        );
         assert_eq!(field(&l, &c, "msi.control", "Enable").value, 1);
-        assert_eq!(field(&l, &c, "msi.control", "Count").meaning.as_deref(), Some("4"));
-        assert_eq!(field(&l, &c, "msi.control", "CountRequested").meaning.as_deref(), Some("8"));
+        assert_eq!(
+            field(&l, &c, "msi.control", "Count").meaning.as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            field(&l, &c, "msi.control", "CountRequested")
+                .meaning
+                .as_deref(),
+            Some("8")
+        );
         // LnkCtl2 target speed and LTR.
         put16(&mut c, 0xa0, 0x0003);
         put16(&mut c, 0x144, 0x1003);
         let l = layout(&c);
-        assert_eq!(field(&l, &c, "pcie.lnkctl2", "TargetLinkSpeed").meaning.as_deref(), Some("8GT/s"));
-        assert_eq!(field(&l, &c, "ltr.max_snoop", "Latency").meaning.as_deref(), Some("3145728ns"));
+        assert_eq!(
+            field(&l, &c, "pcie.lnkctl2", "TargetLinkSpeed")
+                .meaning
+                .as_deref(),
+            Some("8GT/s")
+        );
+        assert_eq!(
+            field(&l, &c, "ltr.max_snoop", "Latency").meaning.as_deref(),
+            Some("3145728ns")
+        );
     }
 
     #[test]
@@ -1838,7 +1994,11 @@ mod tests {
         c[0x71] = 0x40; // PCIe → PM again
         let l = layout(&c);
         assert_eq!(l.caps.iter().filter(|c| !c.extended).count(), 3);
-        assert!(l.problems.iter().any(|p| p.contains("loops")), "{:?}", l.problems);
+        assert!(
+            l.problems.iter().any(|p| p.contains("loops")),
+            "{:?}",
+            l.problems
+        );
     }
 
     #[test]
@@ -1870,7 +2030,11 @@ mod tests {
         c.truncate(0x60);
         c[0x51] = 0x70;
         let l = layout(&c);
-        assert!(l.problems.iter().any(|p| p.contains("past the end")), "{:?}", l.problems);
+        assert!(
+            l.problems.iter().any(|p| p.contains("past the end")),
+            "{:?}",
+            l.problems
+        );
     }
 
     #[test]
@@ -1882,8 +2046,15 @@ mod tests {
         c[0xf1] = 0x00;
         put16(&mut c, 0xf2, 0x0002);
         let l = layout(&c);
-        assert!(l.regs.iter().all(|r| r.offset < 0x100 || r.group.starts_with("AER") || r.group.starts_with("LTR")));
-        assert!(l.problems.iter().any(|p| p.contains("runs past the end")), "{:?}", l.problems);
+        assert!(l
+            .regs
+            .iter()
+            .all(|r| r.offset < 0x100 || r.group.starts_with("AER") || r.group.starts_with("LTR")));
+        assert!(
+            l.problems.iter().any(|p| p.contains("runs past the end")),
+            "{:?}",
+            l.problems
+        );
         assert!(l.reg("pcie.devctl").is_some());
         assert!(l.reg("pcie.lnkctl2").is_none());
     }
@@ -1894,7 +2065,11 @@ mod tests {
         let l = layout(&c[..64]);
         assert!(l.reg("header.command").is_some());
         assert!(l.reg("header.interrupt_pin").is_some());
-        assert!(l.problems.iter().any(|p| p.contains("past the end")), "{:?}", l.problems);
+        assert!(
+            l.problems.iter().any(|p| p.contains("past the end")),
+            "{:?}",
+            l.problems
+        );
         let l = layout(&c[..40]);
         assert!(l.problems.iter().any(|p| p.contains("only 40 bytes")));
         assert!(l.reg("header.command").is_some());
@@ -1913,7 +2088,11 @@ mod tests {
         put32(&mut c, 0x140, 0x1001_0018); // LTR → AER again
         let l = layout(&c);
         assert_eq!(l.caps.iter().filter(|c| c.extended).count(), 2);
-        assert!(l.problems.iter().any(|p| p.contains("loops")), "{:?}", l.problems);
+        assert!(
+            l.problems.iter().any(|p| p.contains("loops")),
+            "{:?}",
+            l.problems
+        );
 
         let mut c = endpoint();
         put32(&mut c, 0x140, 0x0801_0018); // points below 0x100
@@ -1942,7 +2121,11 @@ mod tests {
             let c = vec![0xffu8; len];
             let l = layout(&c);
             assert!(l.caps.is_empty());
-            assert!(l.problems.iter().any(|p| p.contains("all ones")), "{:?}", l.problems);
+            assert!(
+                l.problems.iter().any(|p| p.contains("all ones")),
+                "{:?}",
+                l.problems
+            );
             assert!(l.reg("header.command").is_some());
         }
     }
@@ -1982,6 +2165,7 @@ mod tests {
     fn root_port_has_slot_root_and_aer_root_registers() {
         let mut c = vec![0u8; 4096];
         put16(&mut c, 0x06, 0x10);
+        put16(&mut c, 0x0a, 0x0604);
         c[0x0e] = 0x01;
         c[0x34] = 0x40;
         c[0x40] = 0x10;
@@ -2000,7 +2184,10 @@ mod tests {
         ] {
             assert!(l.reg(k).is_some(), "{k}");
         }
-        assert_eq!(l.reg("pcie.devctl").unwrap().group, "Express (Root Port) @0x40");
+        assert_eq!(
+            l.reg("pcie.devctl").unwrap().group,
+            "Express (Root Port) @0x40"
+        );
         // Version 1: no *2 registers.
         put16(&mut c, 0x42, 0x0141);
         let l = layout(&c);
@@ -2013,6 +2200,38 @@ mod tests {
         assert!(l.reg("pcie.lnkctl").is_none());
         assert!(l.reg("pcie.lnkctl2").is_none());
         assert!(l.reg("pcie.devctl2").is_some());
+    }
+
+    #[test]
+    fn the_upper_half_of_a_64_bit_bar_is_named() {
+        let mut c = endpoint();
+        put32(&mut c, 0x10, 0x7a00_000c); // 64-bit prefetchable
+        put32(&mut c, 0x14, 0x0000_0040);
+        let l = layout(&c);
+        let hi = l.reg_at(0x14).unwrap();
+        assert_eq!(hi.name, "BAR1 (BAR0 high)");
+        let f = decode_reg(hi, 0x40);
+        assert_eq!(
+            (f[0].name.as_str(), f[0].meaning.as_deref()),
+            ("AddressHigh", Some("0x40"))
+        );
+        assert_eq!(l.reg_at(0x18).unwrap().name, "BAR2");
+        let f = decode_reg(l.reg_at(0x10).unwrap(), 0x7a00_000c);
+        assert!(f
+            .iter()
+            .any(|f| f.name == "Type" && f.meaning.as_deref() == Some("64-bit")));
+    }
+
+    #[test]
+    fn class_and_header_type_must_agree() {
+        let mut c = endpoint();
+        put16(&mut c, 0x0a, 0x0604); // a bridge class with a type 0 header
+        let l = layout(&c);
+        assert!(
+            l.problems.iter().any(|p| p.contains("header type 00")),
+            "{:?}",
+            l.problems
+        );
     }
 
     #[test]
