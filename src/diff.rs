@@ -771,9 +771,13 @@ fn device_change(bdf: Bdf, b: Option<&PciDevice>, c: Option<&PciDevice>, what: &
 
 /// The device's name from pci.ids, or its class code.
 pub fn device_name(dev: &PciDevice) -> String {
-    match pci_ids::Device::from_vid_pid(dev.vendor, dev.device) {
-        Some(d) => format!("{} {}", d.vendor().name(), d.name()),
-        None => format!("class {:06x}", dev.class),
+    match (
+        crate::pciids::vendor_name(dev.vendor),
+        crate::pciids::device_name(dev.vendor, dev.device),
+    ) {
+        (Some(v), Some(d)) => format!("{v} {d}"),
+        (Some(v), None) => format!("{v} device, class {:06x}", dev.class),
+        _ => format!("class {:06x}", dev.class),
     }
 }
 
@@ -946,6 +950,15 @@ volatile = "counter"
             "{:#?}",
             r.divergences
         );
+    }
+
+    #[test]
+    fn only_real_mtrr_msrs_are_folded_into_ranges() {
+        // Regression: PERF_GLOBAL_CTRL (0x38f) was taken for a PHYSMASK and dropped.
+        assert!(is_mtrr_msr(0x200, 10) && is_mtrr_msr(0x213, 10) && is_mtrr_msr(0x2ff, 10));
+        assert!(!is_mtrr_msr(0x38f, 255) && !is_mtrr_msr(0x277, 255) && !is_mtrr_msr(0x1fc, 10));
+        // Past the VCNT the CPUs report: plain MSRs.
+        assert!(!is_mtrr_msr(0x214, 10) && is_mtrr_msr(0x213, 10));
     }
 
     #[test]
