@@ -13,3 +13,4 @@ pub mod regdb;
 pub mod report;
 pub mod sanitize;
 pub mod snapshot;
+pub mod tui;
