@@ -1,10 +1,20 @@
 //! Command-line interface. Each subcommand's work lives in its module; this file parses
 //! arguments and dispatches. Exit codes: 0 fine (or no divergence), 1 divergence, 2 error.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::atomic::Output;
+use crate::capture::{self, msr::MsrSelection, CaptureOptions, Sources};
+use crate::diff::{self, DiffOptions};
+use crate::export::{self, Format};
+use crate::owners::OwnerDb;
+use crate::regdb::RegDb;
+use crate::report::parse_cpu_list;
+use crate::snapshot::Snapshot;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,17 +38,183 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Print the version (also `--version`).
-    Version,
+    /// Capture MSRs, MTRRs and PCI config space into a snapshot (JSON).
+    Capture(CaptureArgs),
+    /// Compare two snapshots: exit 0 when nothing diverges, 1 when something does, 2 on error.
+    Diff(DiffArgs),
+    /// Print a snapshot with its fields decoded.
+    Show(ShowArgs),
+}
+
+/// Capture options shared by `capture`, `record` and `explore`.
+#[derive(Args, Debug, Clone)]
+pub struct CaptureSpec {
+    /// Read every source under this directory (a live machine is /).
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Which MSRs: `known` (the register database), `scan` (probe the architectural
+    /// ranges), or a list like 0x10,0x1a0,0x200-0x20f.
+    #[arg(long, default_value = "known", value_name = "known|scan|LIST")]
+    pub msrs: String,
+    /// Capture only these sources (comma-separated).
+    #[arg(long, value_name = "msr,mtrr,pci")]
+    pub only: Option<String>,
+    /// Only these CPUs (e.g. 0-3,6).
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+    /// Physical address width for decoding MTRR masks (default: from CPUID 0x80000008).
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(32..=52))]
+    pub phys_bits: Option<u8>,
+}
+
+impl CaptureSpec {
+    pub fn options(&self) -> Result<CaptureOptions> {
+        let mut o = CaptureOptions::new(&self.root);
+        o.msrs = MsrSelection::parse(&self.msrs)
+            .map_err(anyhow::Error::msg)
+            .context("--msrs")?;
+        if let Some(only) = &self.only {
+            o.sources = Sources::parse(only)
+                .map_err(anyhow::Error::msg)
+                .context("--only")?;
+        }
+        if let Some(c) = &self.cpus {
+            o.cpus = Some(
+                parse_cpu_list(c)
+                    .with_context(|| format!("--cpus: not a CPU list: {c:?} (e.g. 0-3,6)"))?,
+            );
+        }
+        o.phys_bits = self.phys_bits;
+        Ok(o)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    #[command(flatten)]
+    pub spec: CaptureSpec,
+    /// Write the snapshot here (default or `-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The baseline snapshot (e.g. after a cold boot).
+    pub baseline: PathBuf,
+    /// The snapshot to compare with it (e.g. after a kexec boot).
+    pub current: PathBuf,
+    /// Output format (default: from the -o file name, else text).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Also show volatile registers and bits (counters, per-boot addresses).
+    #[arg(long)]
+    pub all: bool,
+    /// Write the report here (default or `-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    pub snapshot: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ShowFormat,
+    /// Write here (default or `-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
 }
 
 /// Parse the command line and run it; returns the exit status.
 pub fn main() -> Result<u8> {
     let cli = Cli::parse();
+    if let Some(p) = &cli.regdb {
+        RegDb::install(RegDb::load(p)?);
+    }
+    if let Some(p) = &cli.owners {
+        OwnerDb::install(OwnerDb::load(p)?);
+    }
     match cli.command {
-        Command::Version => {
-            println!("regdrift {}", env!("CARGO_PKG_VERSION"));
-            Ok(0)
+        Command::Capture(a) => run_capture(&a),
+        Command::Diff(a) => run_diff(&a),
+        Command::Show(a) => run_show(&a),
+    }
+}
+
+/// Load a snapshot argument.
+pub fn load_input(path: &Path) -> Result<Snapshot> {
+    Ok(Snapshot::load(path)?)
+}
+
+/// How a file is named in reports: its path as given.
+pub fn display_name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn run_capture(a: &CaptureArgs) -> Result<u8> {
+    let mut opts = a.spec.options()?;
+    opts.progress = std::io::stderr().is_terminal();
+    let snap = capture::capture(&opts, RegDb::active())?;
+    for p in &snap.meta.problems {
+        if p.source == "msr" || p.source == "pci" || p.source == "mtrr" || p.source == "cpuid" {
+            eprintln!(
+                "regdrift: note: {}{}",
+                p.path
+                    .as_deref()
+                    .map(|p| format!("{p}: "))
+                    .unwrap_or_default(),
+                crate::sanitize::inert(&p.reason)
+            );
         }
     }
+    let out = Output::from_arg(a.output.as_deref());
+    snap.save(&out)?;
+    Ok(0)
+}
+
+fn run_diff(a: &DiffArgs) -> Result<u8> {
+    let b = load_input(&a.baseline)?;
+    let c = load_input(&a.current)?;
+    let opts = DiffOptions {
+        all: a.all,
+        baseline_name: display_name(&a.baseline),
+        current_name: display_name(&a.current),
+    };
+    let report = diff::diff(&b, &c, &opts);
+    let out = Output::from_arg(a.output.as_deref());
+    let format = a.format.unwrap_or_else(|| match &out {
+        Output::File(p) => Format::from_file_name(&p.to_string_lossy()),
+        Output::Stdout => Format::Text,
+    });
+    let text = match format {
+        Format::Text => export::text::render(
+            &report,
+            &export::text::Style::for_terminal(
+                out == Output::Stdout && std::io::stdout().is_terminal(),
+            ),
+        ),
+        f => export::render(&report, f),
+    };
+    out.write(text.as_bytes())?;
+    Ok(if report.significant().next().is_some() {
+        1
+    } else {
+        0
+    })
+}
+
+fn run_show(a: &ShowArgs) -> Result<u8> {
+    let s = load_input(&a.snapshot)?;
+    let text = match a.format {
+        ShowFormat::Text => export::show::render(&s, &display_name(&a.snapshot)),
+        ShowFormat::Json => s.to_json(),
+    };
+    Output::from_arg(a.output.as_deref()).write(text.as_bytes())?;
+    Ok(0)
 }

@@ -4,9 +4,12 @@
 //! [`diff`] (with [`decode`], [`regdb`], [`owners`]) → [`export`] and the TUI.
 
 pub mod atomic;
+pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod diff;
 pub mod error;
+pub mod export;
 pub mod fixture;
 pub mod owners;
 pub mod regdb;

@@ -99,7 +99,20 @@ struct EntryRepr {
     mask: Option<i64>,
 }
 
+static ACTIVE: OnceLock<OwnerDb> = OnceLock::new();
+
 impl OwnerDb {
+    /// The table in use: a user's file installed with [`OwnerDb::install`], else the
+    /// embedded one.
+    pub fn active() -> &'static OwnerDb {
+        ACTIVE.get().unwrap_or_else(|| OwnerDb::embedded())
+    }
+
+    /// Use `db` instead of the embedded table from now on (once, at start-up).
+    pub fn install(db: OwnerDb) -> bool {
+        ACTIVE.set(db).is_ok()
+    }
+
     pub fn embedded() -> &'static OwnerDb {
         static DB: OnceLock<OwnerDb> = OnceLock::new();
         DB.get_or_init(|| {

@@ -197,11 +197,24 @@ fn index_u32(v: i64, what: &str) -> Result<u32, String> {
     u32::try_from(v).map_err(|_| format!("{what} {v:#x} is not a 32-bit MSR index"))
 }
 
+static ACTIVE: OnceLock<RegDb> = OnceLock::new();
+
 impl RegDb {
     /// The database built into the binary (parsed once).
     pub fn embedded() -> &'static RegDb {
         static DB: OnceLock<RegDb> = OnceLock::new();
         DB.get_or_init(|| RegDb::from_toml(EMBEDDED).expect("embedded assets/msrs.toml is valid"))
+    }
+
+    /// The database in use: a user's file installed with [`RegDb::install`], else the
+    /// embedded one.
+    pub fn active() -> &'static RegDb {
+        ACTIVE.get().unwrap_or_else(|| RegDb::embedded())
+    }
+
+    /// Use `db` instead of the embedded database from now on (once, at start-up).
+    pub fn install(db: RegDb) -> bool {
+        ACTIVE.set(db).is_ok()
     }
 
     /// Load a user's replacement database.
