@@ -44,6 +44,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Print a snapshot with its fields decoded.
     Show(ShowArgs),
+    /// Explore the live machine (or a second snapshot) against a baseline in a terminal UI.
+    Explore(crate::tui::ExploreArgs),
 }
 
 /// Capture options shared by `capture`, `record` and `explore`.
@@ -144,6 +146,7 @@ pub fn main() -> Result<u8> {
         Command::Capture(a) => run_capture(&a),
         Command::Diff(a) => run_diff(&a),
         Command::Show(a) => run_show(&a),
+        Command::Explore(a) => crate::tui::run_explore(&a),
     }
 }
 

@@ -30,7 +30,12 @@ struct MapReader<'a> {
 impl CpuMsrReader for MapReader<'static> {
     fn read(&mut self, index: u32) -> Result<u64, String> {
         self.src.reads.lock().unwrap().push((self.cpu, index));
-        if self.src.eio.get(&self.cpu).is_some_and(|l| l.contains(&index)) {
+        if self
+            .src
+            .eio
+            .get(&self.cpu)
+            .is_some_and(|l| l.contains(&index))
+        {
             return Err("EIO".into());
         }
         self.src.cpus[&self.cpu]
@@ -59,7 +64,9 @@ fn mtrr_msrs(planted: bool) -> BTreeMap<u32, u64> {
     let mut v: BTreeMap<u32, u64> = BTreeMap::new();
     v.insert(0xfe, 0x508);
     v.insert(0x2ff, 0xc06);
-    for m in [0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f] {
+    for m in [
+        0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+    ] {
         v.insert(m, 0x0606_0606_0606_0606);
     }
     for i in 0..16 {
@@ -107,7 +114,11 @@ fn mtrr_added_through_proc_mtrr_is_decoded_as_a_new_wc_range() {
     assert_eq!(kexec.mtrr.as_ref().unwrap().phys_bits, Some(39));
     let r = diff(&cold, &kexec, &DiffOptions::default());
     assert!(r.warnings.is_empty(), "{:#?}", r.warnings);
-    let m: Vec<_> = r.divergences.iter().filter(|d| d.kind != Kind::Pci).collect();
+    let m: Vec<_> = r
+        .divergences
+        .iter()
+        .filter(|d| d.kind != Kind::Pci)
+        .collect();
     assert_eq!(m.len(), 1, "{m:#?}");
     let d = m[0];
     assert_eq!(d.kind, Kind::Mtrr);
@@ -117,9 +128,18 @@ fn mtrr_added_through_proc_mtrr_is_decoded_as_a_new_wc_range() {
         d.current.as_ref().unwrap().to_string(),
         "0x40000000-0x4fffffff (256MB) WC"
     );
-    assert!(d.notes.iter().any(|n| n == "new WC range"), "{:#?}", d.notes);
+    assert!(
+        d.notes.iter().any(|n| n == "new WC range"),
+        "{:#?}",
+        d.notes
+    );
     assert!(d.notes.iter().any(|n| n.contains("reg01: base=0x40000000")));
-    assert_eq!(d.fields.len(), 2, "PHYSBASE1 and PHYSMASK1: {:#?}", d.fields);
+    assert_eq!(
+        d.fields.len(),
+        2,
+        "PHYSBASE1 and PHYSMASK1: {:#?}",
+        d.fields
+    );
 }
 
 #[test]
@@ -138,12 +158,16 @@ fn eio_on_one_cpu_and_an_offline_cpu_are_recorded_not_zero() {
     let snap = capture_with(&o, RegDb::embedded(), &leak(s)).unwrap();
     let msr = snap.msr.as_ref().unwrap();
     assert_eq!(msr.cpus.len(), 3, "cpu 3 offline");
-    assert_eq!(msr.cpus[&1].unreadable.get(&0x1a0).map(String::as_str), Some("EIO"));
+    assert_eq!(
+        msr.cpus[&1].unreadable.get(&0x1a0).map(String::as_str),
+        Some("EIO")
+    );
     assert!(!msr.cpus[&1].values.contains_key(&0x1a0));
     assert_eq!(msr.cpus[&0].values.get(&0x1a0), Some(&0x850089));
     let p = &snap.meta.problems;
     assert!(
-        p.iter().any(|p| p.source == "msr" && p.reason.contains("ENXIO")),
+        p.iter()
+            .any(|p| p.source == "msr" && p.reason.contains("ENXIO")),
         "{p:#?}"
     );
 }
@@ -185,7 +209,10 @@ fn short_config_space_is_kept_with_a_reason() {
     assert_eq!(dev.config.len(), 64);
     assert!(dev.config_note.as_deref().unwrap().contains("64 bytes"));
     assert_eq!(dev.driver.as_deref(), Some("e1000e"));
-    assert_eq!((dev.vendor, dev.device, dev.class), (0x8086, 0x0d4f, 0x020000));
+    assert_eq!(
+        (dev.vendor, dev.device, dev.class),
+        (0x8086, 0x0d4f, 0x020000)
+    );
 }
 
 #[test]
@@ -212,7 +239,12 @@ fn missing_sources_are_problems_not_errors() {
     let dir = tempfile::tempdir().unwrap();
     let snap = capture(&opts(dir.path()), RegDb::embedded()).unwrap();
     assert!(snap.msr.as_ref().unwrap().cpus.is_empty());
-    let sources: Vec<&str> = snap.meta.problems.iter().map(|p| p.source.as_str()).collect();
+    let sources: Vec<&str> = snap
+        .meta
+        .problems
+        .iter()
+        .map(|p| p.source.as_str())
+        .collect();
     for s in ["msr", "mtrr", "pci", "meta"] {
         assert!(sources.contains(&s), "{s} missing from {sources:?}");
     }
@@ -224,6 +256,8 @@ fn missing_sources_are_problems_not_errors() {
 fn fixture_refuses_overlapping_msrs() {
     let dir = tempfile::tempdir().unwrap();
     let f = regdrift::fixture::FixtureRoot::new(dir.path()).unwrap();
-    let e = f.msrs(0, &[(0x200, 0x4000_0001), (0x201, 0xff_f000_0800)]).unwrap_err();
+    let e = f
+        .msrs(0, &[(0x200, 0x4000_0001), (0x201, 0xff_f000_0800)])
+        .unwrap_err();
     assert!(e.to_string().contains("overlaps"), "{e}");
 }

@@ -9,11 +9,12 @@ use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier};
 use ratatui::Terminal;
 
+use regdrift::export::Format;
 use regdrift::owners::OwnerDb;
 use regdrift::regdb::{RegDb, Volatility};
 use regdrift::report::{Divergence, Drivers, FieldChange, Kind, ModuleDiff, Report, Side, Value};
 use regdrift::snapshot::{Bdf, CpuMsrs, MsrSection, Origin, PciDevice, PciSection, Snapshot};
-use regdrift::tui::app::{Action, App, Command, ExportFormat, Focus, Session};
+use regdrift::tui::app::{Action, App, Command, Focus, Session};
 use regdrift::tui::model::{Dataset, Knowledge, Node, Source};
 
 const REGDB: &str = r#"
@@ -328,12 +329,10 @@ fn bit_grid_lights_the_changed_bit() {
         let buf = draw(&a);
         let ls = lines(&buf);
         // The grid's last "cur" line holds bit 0 at its end; bit 1 is one cell before.
-        let (cur_y, _) = ls
+        let cur_y = ls
             .iter()
-            .enumerate()
-            .filter(|(_, l)| l.contains("cur "))
-            .map(|(y, l)| (y as u16, l.clone()))
-            .last()
+            .rposition(|l| l.contains("cur "))
+            .map(|y| y as u16)
             .unwrap_or_else(|| panic!("no cur line at {w}x{h}:\n{}", screen(&buf)));
         let base_y = cur_y - 1;
         let marks_y = cur_y + 1;
@@ -532,6 +531,19 @@ fn search_jumps_as_you_type_and_escape_restores() {
     assert_eq!(a.selected, start);
     assert!(a.prompt.is_none());
 
+    // A hit passed over while typing leaves the filters as they were.
+    let filters = a.filters;
+    a.update(Action::Search);
+    keys(&mut a, "TIME_STAMP");
+    assert!(a.filters.show_volatile, "relaxed to show the TSC");
+    for _ in 0.."TIME_STAMP".len() {
+        a.update(Action::Backspace);
+    }
+    keys(&mut a, "power");
+    assert_eq!(a.filters, filters);
+    a.update(Action::Escape);
+    assert_eq!(a.filters, filters);
+
     // Numbers, fields, drivers and device ids are searchable too.
     a.update(Action::Search);
     keys(&mut a, "0x1fc");
@@ -599,7 +611,7 @@ fn export_prompt_hands_the_shown_report_to_the_writer() {
         panic!("{cmds:?}")
     };
     assert_eq!(p, &path);
-    assert_eq!(*format, ExportFormat::Markdown);
+    assert_eq!(*format, Format::Markdown);
     // The volatile TSC is left out, as on screen, and counted as hidden.
     assert_eq!(report.divergences.len(), 4);
     assert_eq!(report.hidden_volatile, 1);

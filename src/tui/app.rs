@@ -13,6 +13,7 @@ use ratatui::layout::{Position, Rect};
 use super::model::{Dataset, Knowledge, Node, Target};
 use super::tree::{self, Filters, Moving, Tree};
 use super::{search, ui, view};
+use crate::export::Format;
 use crate::report::Report;
 
 /// What the user (or a worker, or the clock) asks for.
@@ -59,16 +60,30 @@ pub enum Action {
     Backspace,
     Submit,
     // Mouse
-    ScrollUp { column: u16, row: u16 },
-    ScrollDown { column: u16, row: u16 },
-    Click { column: u16, row: u16 },
-    Resize { width: u16, height: u16 },
+    ScrollUp {
+        column: u16,
+        row: u16,
+    },
+    ScrollDown {
+        column: u16,
+        row: u16,
+    },
+    Click {
+        column: u16,
+        row: u16,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     // From the worker and the clock
     Loaded(Loaded),
     CaptureStarted,
     CaptureFailed(String),
     BaselineFailed(String),
     Exported(Result<String, String>),
+    /// SIGTERM, SIGHUP or SIGINT: quit (restoring the terminal).
+    Signal(i32),
     Tick,
 }
 
@@ -97,36 +112,13 @@ pub enum LoadReason {
     Baseline,
 }
 
-/// Export formats, chosen by the file name's extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportFormat {
-    Text,
-    Markdown,
-    Json,
-}
-
-impl ExportFormat {
-    pub fn for_path(path: &std::path::Path) -> Self {
-        match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
-            .as_deref()
-        {
-            Some("md") | Some("markdown") => ExportFormat::Markdown,
-            Some("json") => ExportFormat::Json,
-            _ => ExportFormat::Text,
-        }
-    }
-}
-
 /// IO the event loop runs for `update`, off the UI thread.
 #[derive(Clone, Debug)]
 pub enum Command {
     /// Render `report` in `format` and write it atomically to `path`.
     Export {
         path: PathBuf,
-        format: ExportFormat,
+        format: Format,
         report: Box<Report>,
     },
     /// Load a snapshot file as the new baseline.
@@ -167,6 +159,9 @@ pub struct Prompt {
     /// Search: matching items, best first, and the one shown.
     pub hits: Vec<usize>,
     pub hit: usize,
+    /// Search: the filters and expansion before the search; each jump starts from them,
+    /// so a hit passed over while typing leaves nothing behind.
+    pub saved_view: Option<(Filters, HashSet<Node>)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,6 +217,8 @@ pub struct App {
     /// Colours allowed (NO_COLOR unset).
     pub color: bool,
     pub quit: bool,
+    /// The signal that ended the session, if one did.
+    pub signal: Option<i32>,
 }
 
 impl App {
@@ -249,6 +246,7 @@ impl App {
             size: (80, 24),
             color: true,
             quit: false,
+            signal: None,
         }
     }
 
@@ -498,6 +496,10 @@ impl App {
 
     fn show_hit(&mut self) {
         let Some(p) = &self.prompt else { return };
+        if let Some((f, e)) = &p.saved_view {
+            self.filters = *f;
+            self.expanded = e.clone();
+        }
         match p.hits.get(p.hit).copied() {
             Some(item) => {
                 if let Some(node) = self.search_target(item) {
@@ -591,6 +593,7 @@ impl App {
                 | Action::CaptureFailed(_)
                 | Action::BaselineFailed(_)
                 | Action::Exported(_)
+                | Action::Signal(_)
                 | Action::Tick => return self.update_background(action),
                 _ => {}
             }
@@ -661,6 +664,7 @@ impl App {
                     saved: self.selected,
                     hits: Vec::new(),
                     hit: 0,
+                    saved_view: Some((self.filters, self.expanded.clone())),
                 });
             }
             Action::ToggleOnlyDiverging => {
@@ -710,6 +714,7 @@ impl App {
                         saved: None,
                         hits: Vec::new(),
                         hit: 0,
+                        saved_view: None,
                     });
                 }
             }
@@ -720,6 +725,7 @@ impl App {
                     saved: None,
                     hits: Vec::new(),
                     hit: 0,
+                    saved_view: None,
                 });
             }
             Action::Refresh => {
@@ -778,6 +784,10 @@ impl App {
             Action::BaselineFailed(e) => self.warn(e),
             Action::Exported(Ok(path)) => self.say(format!("exported to {path}")),
             Action::Exported(Err(e)) => self.warn(format!("export failed: {e}")),
+            Action::Signal(sig) => {
+                self.signal = Some(sig);
+                self.quit = true;
+            }
             _ => {}
         }
         Vec::new()
@@ -860,10 +870,18 @@ impl App {
             }
             Action::Escape => {
                 let saved = p.saved;
+                let view = p.saved_view.take();
                 self.prompt = None;
                 if kind == PromptKind::Search {
-                    if let Some(s) = saved {
-                        self.select_node(s);
+                    if let Some((f, e)) = view {
+                        self.filters = f;
+                        self.expanded = e;
+                    }
+                    match saved {
+                        Some(s) => {
+                            self.select_node(s);
+                        }
+                        None => self.rebuild(),
                     }
                 }
             }
@@ -882,7 +900,7 @@ impl App {
                             self.warn("no file name: nothing exported");
                         } else if let Some(report) = self.shown_report() {
                             let path = PathBuf::from(&text);
-                            let format = ExportFormat::for_path(&path);
+                            let format = Format::from_file_name(&text);
                             self.say(format!("exporting to {text}…"));
                             cmds.push(Command::Export {
                                 path,
@@ -913,6 +931,7 @@ impl App {
             | Action::CaptureFailed(_)
             | Action::BaselineFailed(_)
             | Action::Exported(_)
+            | Action::Signal(_)
             | Action::Tick => return false,
             _ => {}
         }

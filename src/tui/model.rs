@@ -21,6 +21,14 @@ pub struct Knowledge {
 }
 
 impl Knowledge {
+    /// The database and owner table in use (a user's files, else the built-in ones).
+    pub fn active() -> Self {
+        Knowledge {
+            regdb: RegDb::active(),
+            owners: crate::owners::OwnerDb::active(),
+        }
+    }
+
     pub fn embedded() -> Self {
         Knowledge {
             regdb: RegDb::embedded(),
@@ -374,7 +382,12 @@ pub fn device_label(base: Option<&PciDevice>, cur: Option<&PciDevice>) -> String
     let Some(d) = cur.or(base) else {
         return String::new();
     };
-    let mut s = format!("{:04x}:{:04x}", d.vendor, d.device);
+    let mut s = format!(
+        "{:04x}:{:04x} {}",
+        d.vendor,
+        d.device,
+        crate::diff::device_name(d)
+    );
     let drv = |d: Option<&PciDevice>| d.and_then(|d| d.driver.clone());
     match (drv(base), drv(cur)) {
         (a, b) if a == b => {

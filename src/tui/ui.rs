@@ -344,12 +344,10 @@ fn row_marker(app: &App, ds: &Dataset, row: &Row) -> char {
                 ' '
             }
         }
-        Node::Device(bdf) => {
-            if ds.baseline_device(bdf).is_none() || ds.current_device(bdf).is_none() {
-                '?'
-            } else {
-                ' '
-            }
+        Node::Device(bdf)
+            if ds.baseline_device(bdf).is_none() || ds.current_device(bdf).is_none() =>
+        {
+            '?'
         }
         _ => ' ',
     }
