@@ -870,3 +870,166 @@ fn help_lists_the_keymap_and_closes() {
     a.update(Action::Escape);
     assert!(!a.help);
 }
+
+mod live {
+    use super::*;
+    use regdrift::capture::CaptureOptions;
+    use regdrift::fixture::FixtureRoot;
+    use regdrift::tui::app::LoadReason;
+    use regdrift::tui::worker::{Control, Feed, Worker};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    fn next_loaded(rx: &mpsc::Receiver<Action>) -> regdrift::tui::app::Loaded {
+        let t0 = Instant::now();
+        loop {
+            let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(Action::Loaded(l)) => return l,
+                Ok(Action::CaptureStarted) => {}
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(e) => panic!("no dataset from the worker: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn worker_captures_learns_moving_registers_and_swaps_baselines() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = FixtureRoot::new(dir.path().join("root")).unwrap();
+        root.cpus_online("0-1").unwrap();
+        root.meta("6.1.0-live", "quiet", "1234-boot", "box")
+            .unwrap();
+        for cpu in 0..2 {
+            root.msrs(cpu, &[(0x1fc, 2), (0x1a0, 0x850089)]).unwrap();
+        }
+        let mut cfg = vec![0u8; 256];
+        cfg[..4].copy_from_slice(&[0x86, 0x80, 0x29, 0x3b]);
+        root.pci_device(AHCI, &cfg, Some("ahci")).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut opts = CaptureOptions::new(root.path());
+        opts.msrs = regdrift::capture::msr::MsrSelection::parse("0x1a0,0x1fc").unwrap();
+        let w = Worker::start(
+            None,
+            Feed::Live {
+                opts,
+                interval: Duration::from_millis(50),
+            },
+            Knowledge::active(),
+            tx,
+        );
+        // The first capture is the baseline: nothing diverges, nothing moved.
+        let first = next_loaded(&rx);
+        assert_eq!(first.why, LoadReason::Refresh);
+        assert_eq!(first.data.baseline.name, "first capture");
+        assert!(first.data.current.name.starts_with("live "));
+        assert!(first.data.report.divergences.is_empty());
+        assert!(first.moved.is_empty());
+        let mut app = App::new(
+            Knowledge::active(),
+            Session::Live(regdrift::tui::app::LiveState {
+                root: root.path().display().to_string(),
+                interval: Duration::from_millis(50),
+                refreshes: 0,
+                capturing: true,
+                last_took: None,
+                error: None,
+            }),
+        );
+        app.update(Action::Loaded(first));
+
+        // A register changes under the running capture: it diverges from the first
+        // capture and is learned as moving; so is a config byte.
+        root.msrs(1, &[(0x1a0, 0x850088)]).unwrap();
+        cfg[0x40] = 1;
+        root.pci_device(AHCI, &cfg, Some("ahci")).unwrap();
+        // The two writes may land in different captures: learned moving accumulates.
+        while !(app.moving.msrs.contains(&0x1a0) && app.moving.pci.contains(&(AHCI, 0x40))) {
+            let l = next_loaded(&rx);
+            assert!(!l.moved.msrs.contains(&0x1fc), "{:?}", l.moved);
+            app.update(Action::Loaded(l));
+        }
+        assert!(app.moving.msrs.contains(&0x1a0));
+        let Session::Live(s) = &app.session else {
+            unreachable!()
+        };
+        assert!(s.refreshes >= 2);
+        assert!(app.tree.total() >= 1);
+        app.update(Action::Resize {
+            width: 100,
+            height: 30,
+        });
+        let screen = screen(&draw(&app));
+        assert!(screen.contains("seen moving"), "{screen}");
+        assert!(screen.contains("refresh #"), "{screen}");
+
+        // Another baseline, from a file; a bad one is reported, not fatal.
+        let (b, _, _) = pair();
+        let path = dir.path().join("cold.json");
+        b.save(&regdrift::atomic::Output::File(path.clone()))
+            .unwrap();
+        w.send(Control::SetBaseline(dir.path().join("missing.json")));
+        let t0 = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(20)).expect("a reply") {
+                Action::BaselineFailed(e) => {
+                    assert!(e.contains("missing.json"), "{e}");
+                    break;
+                }
+                _ => assert!(t0.elapsed() < Duration::from_secs(20)),
+            }
+        }
+        w.send(Control::SetBaseline(path.clone()));
+        let l = loop {
+            let l = next_loaded(&rx);
+            if l.why == LoadReason::Baseline {
+                break l;
+            }
+        };
+        assert_eq!(l.data.baseline.name, path.display().to_string());
+        w.stop();
+    }
+
+    #[test]
+    fn export_command_writes_the_report_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = app(80, 24);
+        for (name, needle) in [
+            ("r.txt", "MSR 0x1fc MSR_IA32_POWER_CTL"),
+            ("r.md", "# regdrift report"),
+            ("r.json", "\"format\": \"regdrift-report\""),
+        ] {
+            a.update(Action::ExportPrompt);
+            for _ in 0..40 {
+                a.update(Action::Backspace);
+            }
+            let path = dir.path().join(name);
+            keys(&mut a, path.to_str().unwrap());
+            let mut cmds = a.update(Action::Submit);
+            let done = regdrift::tui::worker::perform(cmds.remove(0)).expect("a result");
+            assert_eq!(done, Action::Exported(Ok(path.display().to_string())));
+            a.update(done);
+            assert!(a.message.as_ref().unwrap().text.starts_with("exported to"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains(needle), "{name}: {text}");
+            assert!(
+                !text.contains("IA32_TIME_STAMP_COUNTER"),
+                "volatile left out"
+            );
+        }
+        // A directory that does not exist: the error is shown, nothing panics.
+        a.update(Action::ExportPrompt);
+        for _ in 0..40 {
+            a.update(Action::Backspace);
+        }
+        keys(&mut a, "/nonexistent/dir/r.txt");
+        let mut cmds = a.update(Action::Submit);
+        let done = regdrift::tui::worker::perform(cmds.remove(0)).unwrap();
+        a.update(done);
+        let m = a.message.as_ref().unwrap();
+        assert!(
+            m.error && m.text.contains("/nonexistent/dir/r.txt"),
+            "{m:?}"
+        );
+    }
+}

@@ -813,15 +813,23 @@ impl App {
         if l.why == LoadReason::Baseline {
             self.say(format!("baseline: {}", ds.baseline.name));
         }
+        // Rows that showed a divergence before this data (none on the first load).
+        let before: HashSet<Node> = match (&self.data, first || l.why == LoadReason::Baseline) {
+            (Some(old), false) => self
+                .tree
+                .order
+                .iter()
+                .filter_map(|&(_, i)| old.target(i))
+                .collect(),
+            _ => HashSet::new(),
+        };
         self.data = Some(ds.clone());
-        if first || l.why == LoadReason::Baseline {
-            // Open the way to every divergence shown.
-            self.tree = Tree::build(&ds, self.know, self.filters, &self.moving, &self.expanded);
-            for &(_, i) in &self.tree.order {
-                if let Some(t) = ds.target(i) {
-                    for a in tree::ancestors(&ds, t) {
-                        self.expanded.insert(a);
-                    }
+        // Open the way to every divergence that is new.
+        self.tree = Tree::build(&ds, self.know, self.filters, &self.moving, &self.expanded);
+        for &(_, i) in &self.tree.order {
+            if let Some(t) = ds.target(i).filter(|t| !before.contains(t)) {
+                for a in tree::ancestors(&ds, t) {
+                    self.expanded.insert(a);
                 }
             }
         }

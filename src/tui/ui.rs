@@ -958,40 +958,44 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer, t: Theme) {
     }
     let w = area.width as usize;
     // Line 1: the sources.
+    let mut spans = Vec::new();
+    if let Session::Live(s) = &app.session {
+        let state = if s.capturing && s.refreshes == 0 {
+            "capturing…".to_string()
+        } else if s.error.is_some() {
+            "capture failed".to_string()
+        } else {
+            format!(
+                "refresh #{}{} every {}",
+                s.refreshes,
+                s.last_took
+                    .map(|d| format!(" ({} ms)", d.as_millis()))
+                    .unwrap_or_default(),
+                humantime::format_duration(s.interval)
+            )
+        };
+        spans.push(Span::styled(
+            format!("{}{state}  ", if s.capturing { "● " } else { "" }),
+            if s.error.is_some() {
+                t.error()
+            } else {
+                t.key()
+            },
+        ));
+    }
     if let Some(ds) = &app.data {
-        let mut spans = vec![
+        spans.extend([
             Span::styled("base ", t.dim()),
             Span::raw(inert(&ds.baseline.name).into_owned()),
             Span::styled(format!(" ({})", side_desc(&ds.baseline.snap)), t.dim()),
             Span::styled("  now ", t.dim()),
             Span::raw(inert(&ds.current.name).into_owned()),
             Span::styled(format!(" ({})", side_desc(&ds.current.snap)), t.dim()),
-        ];
-        if let Session::Live(s) = &app.session {
-            let state = if s.capturing {
-                "capturing…".to_string()
-            } else {
-                format!(
-                    "refresh #{} every {}{}",
-                    s.refreshes,
-                    humantime::format_duration(s.interval),
-                    s.last_took
-                        .map(|d| format!(", took {} ms", d.as_millis()))
-                        .unwrap_or_default()
-                )
-            };
-            spans.push(Span::styled(format!("  {state}"), t.dim()));
-        }
-        buf.set_line(area.x, area.y, &Line::from(spans), area.width);
+        ]);
     } else if let Session::Live(s) = &app.session {
-        buf.set_stringn(
-            area.x,
-            area.y,
-            format!("live {}", inert(&s.root)),
-            w,
-            t.dim(),
-        );
+        spans.push(Span::styled(format!("live {}", inert(&s.root)), t.dim()));
     }
+    buf.set_line(area.x, area.y, &Line::from(spans), area.width);
     if area.height < 2 {
         return;
     }
