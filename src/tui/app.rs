@@ -219,6 +219,17 @@ pub struct App {
     pub quit: bool,
     /// The signal that ended the session, if one did.
     pub signal: Option<i32>,
+    /// The selected row explained, kept up to date by `update` so that a frame only
+    /// draws.
+    pub shown: Option<Shown>,
+}
+
+/// The explanation of the selected row and, for an MSR, its values on every CPU.
+#[derive(Clone, Debug)]
+pub struct Shown {
+    pub node: Node,
+    pub detail: view::Detail,
+    pub cpus: Vec<view::CpuGroup>,
 }
 
 impl App {
@@ -247,6 +258,7 @@ impl App {
             color: true,
             quit: false,
             signal: None,
+            shown: None,
         }
     }
 
@@ -281,9 +293,23 @@ impl App {
     }
 
     /// The explanation of the selected row.
-    pub fn detail(&self) -> Option<view::Detail> {
-        let ds = self.data.as_ref()?;
-        Some(view::detail(ds, self.know, self.selected?))
+    pub fn detail(&self) -> Option<&view::Detail> {
+        self.shown.as_ref().map(|s| &s.detail)
+    }
+
+    /// Explain the selected row again (new selection or new data).
+    fn explain(&mut self) {
+        self.shown = match (&self.data, self.selected) {
+            (Some(ds), Some(node)) => {
+                let detail = view::detail(ds, self.know, node);
+                let cpus = detail
+                    .msr
+                    .map(|i| view::cpu_groups(ds, i))
+                    .unwrap_or_default();
+                Some(Shown { node, detail, cpus })
+            }
+            _ => None,
+        };
     }
 
     /// The field under the cursor, when the fields pane has the focus.
@@ -312,9 +338,12 @@ impl App {
     pub fn rebuild(&mut self) {
         let Some(ds) = self.data.clone() else {
             self.tree = Tree::default();
+            self.shown = None;
             return;
         };
         self.tree = Tree::build(&ds, self.know, self.filters, &self.moving, &self.expanded);
+        // The data may be new: explain the selection afresh.
+        self.shown = None;
         let pos = match self.selected {
             Some(node) => self.tree.position(node).or_else(|| {
                 let key = tree::order_key(&ds, node);
@@ -337,6 +366,9 @@ impl App {
             self.field_cursor = 0;
         }
         self.selected = node;
+        if self.shown.as_ref().map(|s| s.node) != node {
+            self.explain();
+        }
         self.scroll_to_cursor();
     }
 

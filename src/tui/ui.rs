@@ -10,11 +10,11 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
-use super::app::{App, Focus, PromptKind, Session};
+use super::app::{App, Focus, PromptKind, Session, Shown};
 use super::keymap;
 use super::model::{Dataset, Node};
 use super::tree::Row;
-use super::view::{self, Detail, Val};
+use super::view::{Detail, Val};
 use crate::sanitize::inert;
 
 /// Where each pane sits.
@@ -66,11 +66,11 @@ pub fn areas(area: Rect, app: &App) -> Areas {
         ..main
     };
     let detail = app.detail();
-    let values_h = detail.as_ref().map_or(2, |d| values_height(d, right.width));
-    let n_fields = detail.as_ref().map_or(0, |d| d.fields.len()) as u16;
-    let owner_lines = detail.as_ref().map_or(1, owner_line_estimate) as u16;
-    let extra_need = match (&app.data, &detail) {
-        (Some(ds), Some(d)) => extra_height(ds, d),
+    let values_h = detail.map_or(2, |d| values_height(d, right.width));
+    let n_fields = detail.map_or(0, |d| d.fields.len()) as u16;
+    let owner_lines = detail.map_or(1, owner_line_estimate) as u16;
+    let extra_need = match (&app.data, &app.shown) {
+        (Some(ds), Some(s)) => extra_height(ds, s),
         _ => 0,
     };
     let rest = right.height.saturating_sub(values_h);
@@ -139,10 +139,10 @@ fn values_height(d: &Detail, width: u16) -> u16 {
 }
 
 /// Rows the per-CPU view or the hex dump would fill.
-fn extra_height(ds: &Dataset, d: &Detail) -> u16 {
-    if let Some(index) = d.msr {
-        view::cpu_groups(ds, index).len() as u16 + 1
-    } else if let Some((bdf, _)) = d.pci {
+fn extra_height(ds: &Dataset, s: &Shown) -> u16 {
+    if s.detail.msr.is_some() {
+        s.cpus.len() as u16 + 1
+    } else if let Some((bdf, _)) = s.detail.pci {
         let len = ds
             .current_device(bdf)
             .or(ds.baseline_device(bdf))
@@ -224,7 +224,7 @@ impl Widget for &App {
             Some(ds) => {
                 render_nav(self, ds, a, buf, t);
                 match self.detail() {
-                    Some(d) => render_detail(self, ds, &d, a, buf, t),
+                    Some(d) => render_detail(self, ds, d, a, buf, t),
                     None => {
                         rule(buf, a.values, "nothing selected", t);
                     }
@@ -263,8 +263,15 @@ fn rule(buf: &mut Buffer, area: Rect, title: &str, t: Theme) {
         return;
     }
     let w = area.width as usize;
-    buf.set_stringn(area.x, area.y, "─".repeat(w), w, t.rule());
-    buf.set_stringn(area.x, area.y, "─ ", w, t.rule());
+    let style = t.rule();
+    for x in area.x..area.x + area.width {
+        if let Some(c) = buf.cell_mut((x, area.y)) {
+            c.set_symbol("─").set_style(style);
+        }
+    }
+    if let Some(c) = buf.cell_mut((area.x + 1, area.y)) {
+        c.set_symbol(" ");
+    }
     if w > 2 {
         let (x, _) = buf.set_stringn(area.x + 2, area.y, title, w - 2, t.title());
         if x < area.x + area.width {
@@ -362,8 +369,11 @@ fn render_nav(app: &App, ds: &Dataset, a: Areas, buf: &mut Buffer, t: Theme) {
     rule(buf, a.nav, title, t);
     // Separator between the navigator and the panes.
     let sep_x = a.nav.x + a.nav.width.saturating_sub(1);
+    let sep = t.rule();
     for y in a.nav.y + 1..a.nav.y + a.nav.height {
-        buf.set_string(sep_x, y, "│", t.rule());
+        if let Some(c) = buf.cell_mut((sep_x, y)) {
+            c.set_symbol("│").set_style(sep);
+        }
     }
     let r = a.nav_rows;
     if r.height == 0 {
@@ -460,7 +470,7 @@ fn render_nav(app: &App, ds: &Dataset, a: Areas, buf: &mut Buffer, t: Theme) {
 fn render_detail(app: &App, ds: &Dataset, d: &Detail, a: Areas, buf: &mut Buffer, t: Theme) {
     render_values(d, a.values, buf, t);
     if let Some(index) = d.msr {
-        render_cpus(app, ds, d, index, a.extra, buf, t);
+        render_cpus(app, d, index, a.extra, buf, t);
     } else if let Some((bdf, reg)) = d.pci {
         render_dump(app, ds, bdf, reg, a.extra, buf, t);
     } else if a.extra.height > 0 {
@@ -601,7 +611,9 @@ fn render_bit_grid(
                         _ => (" ", Style::new()),
                     },
                 };
-                buf.set_string(col, y, sym, style);
+                if let Some(c) = buf.cell_mut((col, y)) {
+                    c.set_symbol(sym).set_style(style);
+                }
                 col += 1;
                 if bit % 4 == 0 && bit != lo {
                     col += 1;
@@ -616,7 +628,6 @@ fn render_bit_grid(
 
 fn render_cpus(
     app: &App,
-    ds: &Dataset,
     d: &Detail,
     index: u32,
     area: Rect,
@@ -626,7 +637,8 @@ fn render_cpus(
     if area.height == 0 {
         return;
     }
-    let groups = view::cpu_groups(ds, index);
+    let empty = Vec::new();
+    let groups = app.shown.as_ref().map_or(&empty, |s| &s.cpus);
     let ncpus: usize = groups.iter().map(|g| g.cpus.len()).sum();
     let distinct = {
         let mut v: Vec<&Val> = groups.iter().map(|g| &g.current).collect();
@@ -774,8 +786,12 @@ fn render_dump(
             if in_reg {
                 style = style.add_modifier(Modifier::UNDERLINED | Modifier::BOLD);
             }
-            buf.set_string(x, y, " ", Style::new());
-            buf.set_string(x + 1, y, format!("{byte:02x}"), style);
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            for (k, nib) in [byte >> 4, byte & 0xf].into_iter().enumerate() {
+                if let Some(c) = buf.cell_mut((x + 1 + k as u16, y)) {
+                    c.set_char(DIGITS[nib as usize] as char).set_style(style);
+                }
+            }
             x += 3;
         }
         let line_differs = other.is_some_and(|d| {
