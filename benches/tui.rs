@@ -77,7 +77,8 @@ fn machine_pair(know: Knowledge) -> (Snapshot, Snapshot) {
         let mut c = CpuMsrs::default();
         for (n, &i) in indices.iter().enumerate() {
             // Most registers hold the same value on every CPU.
-            c.values.insert(i, (n as u64).wrapping_mul(0x0101_0101) ^ 0x850089);
+            c.values
+                .insert(i, (n as u64).wrapping_mul(0x0101_0101) ^ 0x850089);
         }
         c.phys_bits = Some(46);
         cpus.insert(cpu, c);

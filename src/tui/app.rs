@@ -389,6 +389,11 @@ impl App {
         let Some(ds) = self.data.clone() else {
             return false;
         };
+        // Already on screen: no rebuild needed.
+        if let Some(p) = self.tree.position(node) {
+            self.set_cursor(p);
+            return true;
+        }
         for a in tree::ancestors(&ds, node) {
             self.expanded.insert(a);
         }
@@ -528,21 +533,21 @@ impl App {
 
     fn show_hit(&mut self) {
         let Some(p) = &self.prompt else { return };
-        if let Some((f, e)) = &p.saved_view {
-            self.filters = *f;
-            self.expanded = e.clone();
+        let hit = p.hits.get(p.hit).copied();
+        let saved = p.saved;
+        if let Some((f, e)) = p.saved_view.clone() {
+            if self.filters != f || self.expanded != e {
+                self.filters = f;
+                self.expanded = e;
+                self.rebuild();
+            }
         }
-        match p.hits.get(p.hit).copied() {
-            Some(item) => {
-                if let Some(node) = self.search_target(item) {
-                    self.select_node(node);
-                }
-            }
-            None => {
-                if let Some(saved) = p.saved {
-                    self.select_node(saved);
-                }
-            }
+        let target = match hit {
+            Some(item) => self.search_target(item),
+            None => saved,
+        };
+        if let Some(node) = target {
+            self.select_node(node);
         }
     }
 

@@ -626,14 +626,7 @@ fn render_bit_grid(
     }
 }
 
-fn render_cpus(
-    app: &App,
-    d: &Detail,
-    index: u32,
-    area: Rect,
-    buf: &mut Buffer,
-    t: Theme,
-) {
+fn render_cpus(app: &App, d: &Detail, index: u32, area: Rect, buf: &mut Buffer, t: Theme) {
     if area.height == 0 {
         return;
     }
