@@ -44,6 +44,13 @@ pub enum Command {
     Diff(DiffArgs),
     /// Print a snapshot with its fields decoded.
     Show(ShowArgs),
+    /// Turn another tool's dump into a snapshot: lspci hex dumps, /proc/mtrr text, rdmsr
+    /// output or coreboot inteltool logs.
+    Import(crate::import::ImportArgs),
+    /// Record snapshots over time (live, or assembled from snapshot files) into a recording.
+    Record(crate::record::RecordArgs),
+    /// Replay a recording: list its frames, or export one as a snapshot.
+    Replay(crate::record::ReplayArgs),
     /// Explore the live machine (or a second snapshot) against a baseline in a terminal UI.
     Explore(crate::tui::ExploreArgs),
 }
@@ -146,13 +153,21 @@ pub fn main() -> Result<u8> {
         Command::Capture(a) => run_capture(&a),
         Command::Diff(a) => run_diff(&a),
         Command::Show(a) => run_show(&a),
+        Command::Import(args) => crate::import::run(args),
+        Command::Record(a) => crate::record::command::run_record(&a),
+        Command::Replay(a) => crate::record::command::run_replay(&a),
         Command::Explore(a) => crate::tui::run_explore(&a),
     }
 }
 
-/// Load a snapshot argument.
+/// Load a snapshot argument: a snapshot file, or any dump `import` understands
+/// (imported on the fly).
 pub fn load_input(path: &Path) -> Result<Snapshot> {
-    Ok(Snapshot::load(path)?)
+    // A frame of a recording: `FILE.rec@N` or `FILE.rec@MARK`.
+    if let Some(frame) = path.to_str().and_then(crate::record::load_frame_arg) {
+        return Ok(frame?);
+    }
+    Ok(crate::import::load_any(path)?)
 }
 
 /// How a file is named in reports: its path as given.

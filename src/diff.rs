@@ -246,6 +246,20 @@ impl Ctx<'_> {
                 "{not_compared} (CPU, MSR) pairs read in only one snapshot's selection"
             ));
         }
+        let regular = bm
+            .cpus
+            .values()
+            .chain(cm.cpus.values())
+            .any(|c| c.regular_file);
+        if regular {
+            let folded = self.fold_overlaps(&mut groups);
+            if folded > 0 {
+                left_out.push(format!(
+                    "{folded} MSR divergences read through the overlapping bytes of a regular \
+                     file standing in for an MSR device, attributed to the MSR that explains them"
+                ));
+            }
+        }
         // Asymmetry: a register whose CPUs agree in the baseline but not in the current.
         let mut touched: BTreeSet<u32> = groups.keys().map(|k| k.0).collect();
         touched.retain(|i| !is_mtrr_msr(*i) || mtrr_fixed_or_ctl(*i));
@@ -306,6 +320,74 @@ impl Ctx<'_> {
             }
             out.push(d);
         }
+    }
+
+    /// In a regular file standing in for an MSR device, MSR `i` is the 8 bytes at offset
+    /// `i`, so one changed byte shows up in up to eight MSRs. Keep, for each run of changed
+    /// file bytes, the MSRs that explain it best (a known register whose named fields or
+    /// owner cover the change, starting closest below the first changed byte); drop the
+    /// others. Returns how many were dropped.
+    fn fold_overlaps(&self, groups: &mut BTreeMap<(u32, Slot, Slot), Vec<u32>>) -> usize {
+        // Changed file bytes of each value change, per CPU set.
+        let mut by_cpus: BTreeMap<Vec<u32>, Vec<(u32, u64, u64)>> = BTreeMap::new();
+        for ((index, sb, sc), cpus) in groups.iter() {
+            if let (Slot::Value(b), Slot::Value(c)) = (sb, sc) {
+                by_cpus
+                    .entry(cpus.clone())
+                    .or_default()
+                    .push((*index, *b, *c));
+            }
+        }
+        let mut drop: Vec<(u32, Slot, Slot)> = Vec::new();
+        for changes in by_cpus.values() {
+            if changes.len() < 2 {
+                continue;
+            }
+            let changed_offsets = |&(i, b, c): &(u32, u64, u64)| -> Vec<u64> {
+                (0..8u64)
+                    .filter(|k| ((b ^ c) >> (k * 8)) & 0xff != 0)
+                    .map(|k| i as u64 + k)
+                    .collect()
+            };
+            let mut uncovered: BTreeSet<u64> = changes.iter().flat_map(changed_offsets).collect();
+            let mut keep: BTreeSet<u32> = BTreeSet::new();
+            while let Some(&o) = uncovered.iter().next() {
+                let best = changes
+                    .iter()
+                    .filter(|(i, _, _)| (*i as u64) <= o && o < *i as u64 + 8)
+                    .max_by_key(|&&(i, b, c)| {
+                        let changed = b ^ c;
+                        let def = self.db.msr(i);
+                        let named = def.is_some_and(|d| {
+                            d.volatile.is_some()
+                                || d.fields.iter().fold(0u64, |m, f| m | f.mask) & changed
+                                    == changed
+                        });
+                        let owned = !self.owners.for_msr(i, changed).is_empty();
+                        (named, def.is_some(), owned, i)
+                    });
+                match best {
+                    Some(&(i, _, _)) => {
+                        keep.insert(i);
+                        for k in 0..8 {
+                            uncovered.remove(&(i as u64 + k));
+                        }
+                    }
+                    None => {
+                        uncovered.remove(&o);
+                    }
+                }
+            }
+            for &(i, b, c) in changes {
+                if !keep.contains(&i) {
+                    drop.push((i, Slot::Value(b), Slot::Value(c)));
+                }
+            }
+        }
+        for k in &drop {
+            groups.remove(k);
+        }
+        drop.len()
     }
 
     fn mtrrs(
@@ -723,4 +805,160 @@ fn asymmetry(bm: &MsrSection, cm: &MsrSection, index: u32) -> Option<String> {
         "asymmetric now: CPUs disagree ({}), they agreed in the baseline",
         parts.join("; ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{CpuMsrs, MsrSection, Origin};
+
+    /// (cpu, values, unreadable with reasons)
+    type CpuRow<'a> = (u32, &'a [(u32, u64)], &'a [(u32, &'a str)]);
+
+    fn snap(selection: &str, cpus: &[CpuRow]) -> Snapshot {
+        let mut s = Snapshot::new(Origin::Synthetic {
+            generator: "test".into(),
+        });
+        let mut m = MsrSection {
+            selection: selection.into(),
+            cpus: BTreeMap::new(),
+        };
+        for (cpu, values, unreadable) in cpus {
+            m.cpus.insert(
+                *cpu,
+                CpuMsrs {
+                    values: values.iter().copied().collect(),
+                    unreadable: unreadable
+                        .iter()
+                        .map(|(i, w)| (*i, w.to_string()))
+                        .collect(),
+                    phys_bits: None,
+                    regular_file: false,
+                },
+            );
+        }
+        s.msr = Some(m);
+        s
+    }
+
+    fn db() -> RegDb {
+        RegDb::from_toml(
+            r#"
+[[msr]]
+index = 0x19c
+name = "IA32_THERM_STATUS"
+[[msr.field]]
+name = "STATUS"
+bits = "0"
+volatile = "counter"
+[[msr.field]]
+name = "DIGITAL_READOUT"
+bits = "22:16"
+volatile = "counter"
+[[msr.field]]
+name = "HIGH_TEMP_LOG"
+bits = "1"
+
+[[msr]]
+index = 0x10
+name = "IA32_TIME_STAMP_COUNTER"
+volatile = "counter"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn run(b: &Snapshot, c: &Snapshot, all: bool) -> Report {
+        let opts = DiffOptions {
+            all,
+            ..DiffOptions::default()
+        };
+        diff_with(b, c, &opts, &db(), &OwnerDb::default())
+    }
+
+    #[test]
+    fn volatile_bits_are_set_apart_from_real_changes() {
+        let b = snap("known", &[(0, &[(0x19c, 0x0042_0000), (0x10, 5)], &[])]);
+        // Only the readout moved: volatile, hidden.
+        let c = snap("known", &[(0, &[(0x19c, 0x0043_0001), (0x10, 9)], &[])]);
+        let r = run(&b, &c, false);
+        assert!(r.divergences.is_empty(), "{:#?}", r.divergences);
+        assert_eq!(r.hidden_volatile, 2);
+        let r = run(&b, &c, true);
+        assert_eq!(r.divergences.len(), 2);
+        assert!(r
+            .divergences
+            .iter()
+            .all(|d| d.volatile == Some(Volatility::Counter)));
+        // A sticky log bit changed too: significant, and only that bit is reported.
+        let c = snap("known", &[(0, &[(0x19c, 0x0043_0003), (0x10, 5)], &[])]);
+        let r = run(&b, &c, false);
+        assert_eq!(r.divergences.len(), 1);
+        let d = &r.divergences[0];
+        assert_eq!(d.changed_bits, Some(0x2));
+        assert_eq!(d.fields.len(), 1);
+        assert_eq!(d.fields[0].name, "HIGH_TEMP_LOG");
+    }
+
+    #[test]
+    fn readability_changes_are_reported() {
+        let b = snap("known", &[(0, &[(0x1fc, 3)], &[])]);
+        let c = snap("known", &[(0, &[], &[(0x1fc, "EIO")])]);
+        let r = run(&b, &c, false);
+        assert_eq!(r.divergences.len(), 1);
+        let d = &r.divergences[0];
+        assert_eq!(d.baseline, Some(Value::Num(3)));
+        assert_eq!(d.current, None);
+        assert!(d.notes[0].contains("readable only in the baseline (now EIO)"));
+    }
+
+    #[test]
+    fn msrs_outside_one_selection_are_left_out_not_reported() {
+        let b = snap("known", &[(0, &[(0x1fc, 3)], &[])]);
+        let c = snap("0x10", &[(0, &[(0x10, 1)], &[])]);
+        let r = run(&b, &c, true);
+        assert!(r.divergences.is_empty(), "{:#?}", r.divergences);
+        assert!(
+            r.left_out.iter().any(|l| l.contains("2 (CPU, MSR) pairs")),
+            "{:?}",
+            r.left_out
+        );
+        // In a scan, an MSR missing on one side faulted there.
+        let b = snap("scan", &[(0, &[(0x1fc, 3)], &[])]);
+        let c = snap("scan", &[(0, &[], &[])]);
+        let r = run(&b, &c, false);
+        assert_eq!(r.divergences.len(), 1);
+    }
+
+    #[test]
+    fn same_change_on_many_cpus_is_one_divergence() {
+        let cpus_b: Vec<(u32, Vec<(u32, u64)>)> =
+            (0..8).map(|c| (c, vec![(0x1fc, 0x5f)])).collect();
+        let cpus_c: Vec<(u32, Vec<(u32, u64)>)> = (0..8)
+            .map(|c| (c, vec![(0x1fc, if c == 7 { 0x5f } else { 0x5d })]))
+            .collect();
+        let mk = |v: &Vec<(u32, Vec<(u32, u64)>)>| {
+            let rows: Vec<CpuRow> = v.iter().map(|(c, m)| (*c, m.as_slice(), &[][..])).collect();
+            snap("known", &rows)
+        };
+        let r = run(&mk(&cpus_b), &mk(&cpus_c), false);
+        assert_eq!(r.divergences.len(), 1);
+        assert_eq!(r.divergences[0].cpus, (0..7).collect::<Vec<_>>());
+        assert_eq!(r.divergences[0].location(), "cpus 0-6");
+        assert!(r.divergences[0].notes[0].contains("asymmetric"));
+    }
+
+    #[test]
+    fn sections_in_one_side_only_are_left_out() {
+        let b = snap("known", &[(0, &[(0x1fc, 3)], &[])]);
+        let mut c = Snapshot::new(Origin::Import {
+            importer: "lspci".into(),
+            file: "x".into(),
+        });
+        c.pci = Some(Default::default());
+        let r = run(&b, &c, false);
+        assert!(r.compared.is_empty());
+        assert_eq!(r.left_out.len(), 2, "{:?}", r.left_out);
+        assert!(r.divergences.is_empty());
+    }
 }

@@ -11,6 +11,7 @@
 //! note = "Clears C1E promotion at init; nothing sets it back before a kexec."
 //! msr = [0x1fc]              # MSRs this entry covers …
 //! mask = 0x2                 # … and the bits it writes (all bits when absent)
+//! # msr_range = [{ first = 0x400, last = 0x47c, stride = 4 }]   # runs of MSRs
 //! # pci = ["pcie.lnkctl"]    # or PCI register keys (see decode::pci)
 //! ```
 
@@ -62,12 +63,41 @@ pub struct Owner {
     pub note: String,
 }
 
+/// The most MSRs one `msr_range` may cover (the scan ranges hold 3 × 8192).
+const MAX_RANGE_LEN: u32 = 1 << 16;
+
+/// A run of MSRs: `first`, `first + stride`, … up to `last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsrRange {
+    pub first: u32,
+    pub last: u32,
+    pub stride: u32,
+}
+
+impl MsrRange {
+    pub fn contains(&self, index: u32) -> bool {
+        (self.first..=self.last).contains(&index) && (index - self.first) % self.stride == 0
+    }
+
+    pub fn indices(&self) -> impl Iterator<Item = u32> {
+        let (first, stride) = (self.first, self.stride);
+        (0..=(self.last - first) / stride).map(move |k| first + k * stride)
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Entry {
     owner: Owner,
     msrs: Vec<u32>,
+    ranges: Vec<MsrRange>,
     pci: Vec<String>,
     mask: u64,
+}
+
+impl Entry {
+    fn covers_msr(&self, index: u32) -> bool {
+        self.msrs.contains(&index) || self.ranges.iter().any(|r| r.contains(index))
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -94,12 +124,23 @@ struct EntryRepr {
     #[serde(default)]
     msr: Vec<i64>,
     #[serde(default)]
+    msr_range: Vec<RangeRepr>,
+    #[serde(default)]
     pci: Vec<String>,
     #[serde(default)]
     mask: Option<i64>,
 }
 
 static ACTIVE: OnceLock<OwnerDb> = OnceLock::new();
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeRepr {
+    first: i64,
+    last: i64,
+    #[serde(default)]
+    stride: Option<i64>,
+}
 
 impl OwnerDb {
     /// The table in use: a user's file installed with [`OwnerDb::install`], else the
@@ -134,7 +175,7 @@ impl OwnerDb {
         })?;
         let mut entries = Vec::new();
         for e in repr.owner {
-            if e.msr.is_empty() && e.pci.is_empty() {
+            if e.msr.is_empty() && e.msr_range.is_empty() && e.pci.is_empty() {
                 return Err(ParseError::new(format!(
                     "owner {} ({}) names no msr and no pci register",
                     e.driver, e.function
@@ -149,6 +190,35 @@ impl OwnerDb {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let ranges = e
+                .msr_range
+                .iter()
+                .map(|r| {
+                    let bad = |what: &str| {
+                        ParseError::new(format!(
+                            "owner {}: msr_range {:#x}..{:#x}: {what}",
+                            e.driver, r.first, r.last
+                        ))
+                    };
+                    let first = u32::try_from(r.first).map_err(|_| bad("first out of range"))?;
+                    let last = u32::try_from(r.last).map_err(|_| bad("last out of range"))?;
+                    let stride = u32::try_from(r.stride.unwrap_or(1))
+                        .ok()
+                        .filter(|&s| s > 0)
+                        .ok_or_else(|| bad("stride must be a positive number"))?;
+                    if last < first {
+                        return Err(bad("last is below first"));
+                    }
+                    if (last - first) / stride >= MAX_RANGE_LEN {
+                        return Err(bad("covers too many MSRs"));
+                    }
+                    Ok(MsrRange {
+                        first,
+                        last,
+                        stride,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             entries.push(Entry {
                 owner: Owner {
                     driver: e.driver,
@@ -158,6 +228,7 @@ impl OwnerDb {
                     note: e.note,
                 },
                 msrs,
+                ranges,
                 pci: e.pci,
                 mask: e.mask.map_or(u64::MAX, |m| m as u64),
             });
@@ -168,12 +239,55 @@ impl OwnerDb {
     /// Candidate owners of MSR `index` when the bits in `changed` differ. Entries whose
     /// mask overlaps `changed` come first; when none does, every entry for the register.
     pub fn for_msr(&self, index: u32, changed: u64) -> Vec<&Owner> {
-        self.matching(|e| e.msrs.contains(&index), changed)
+        self.matching(|e| e.covers_msr(index), changed)
     }
 
     /// Candidate owners of a PCI register (a key from `decode::pci`, e.g. `pcie.lnkctl`).
     pub fn for_pci(&self, key: &str, changed: u64) -> Vec<&Owner> {
         self.matching(|e| e.pci.iter().any(|k| k == key), changed)
+    }
+
+    /// Every MSR index some entry covers, ascending, without repeats.
+    pub fn msr_indices(&self) -> Vec<u32> {
+        let mut all: Vec<u32> = self
+            .entries
+            .iter()
+            .flat_map(|e| {
+                e.msrs
+                    .iter()
+                    .copied()
+                    .chain(e.ranges.iter().flat_map(|r| r.indices()))
+            })
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Every PCI register key some entry covers, sorted, without repeats.
+    pub fn pci_keys(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.pci.iter().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Every entry: the owner, the MSRs it covers (ranges expanded), its PCI keys and the
+    /// mask of bits it writes.
+    pub fn entries(&self) -> impl Iterator<Item = (&Owner, Vec<u32>, &[String], u64)> {
+        self.entries.iter().map(|e| {
+            let msrs = e
+                .msrs
+                .iter()
+                .copied()
+                .chain(e.ranges.iter().flat_map(|r| r.indices()))
+                .collect();
+            (&e.owner, msrs, e.pci.as_slice(), e.mask)
+        })
     }
 
     fn matching(&self, covers: impl Fn(&Entry) -> bool, changed: u64) -> Vec<&Owner> {
@@ -237,6 +351,54 @@ mask = 0x3
         assert_eq!(db.for_msr(0xe2, 1).len(), 2);
         assert_eq!(db.for_pci("pcie.lnkctl", 0x2)[0].driver, "ASPM");
         assert!(db.for_pci("msi.control", 1).is_empty());
+    }
+
+    #[test]
+    fn ranges_cover_their_strided_indices() {
+        let db = OwnerDb::from_toml(
+            r#"
+[[owner]]
+driver = "MCE"
+source = "arch/x86/kernel/cpu/mce/core.c"
+function = "__mcheck_cpu_init_clear_banks"
+restores = "rewritten"
+msr_range = [{ first = 0x400, last = 0x40c, stride = 4 }, { first = 0x280, last = 0x281 }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(db.for_msr(0x408, 1).len(), 1);
+        assert!(db.for_msr(0x409, 1).is_empty());
+        assert!(db.for_msr(0x410, 1).is_empty());
+        assert_eq!(db.for_msr(0x281, 1)[0].restores, Restores::Rewritten);
+        assert_eq!(
+            db.msr_indices(),
+            vec![0x280, 0x281, 0x400, 0x404, 0x408, 0x40c]
+        );
+        let (owner, msrs, pci, mask) = db.entries().next().unwrap();
+        assert_eq!(owner.driver, "MCE");
+        assert_eq!(msrs.len(), 6);
+        assert!(pci.is_empty());
+        assert_eq!(mask, u64::MAX);
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        let entry = |range: &str| {
+            format!(
+                "[[owner]]\ndriver='x'\nsource='y'\nfunction='z'\nrestores='no'\nmsr_range = [{range}]\n"
+            )
+        };
+        for (range, what) in [
+            ("{ first = 2, last = 1 }", "below first"),
+            ("{ first = 1, last = 2, stride = 0 }", "stride"),
+            ("{ first = 1, last = 2, stride = -4 }", "stride"),
+            ("{ first = -1, last = 2 }", "first out of range"),
+            ("{ first = 1, last = 0x100000000 }", "last out of range"),
+            ("{ first = 0, last = 0xffffffff }", "too many"),
+        ] {
+            let e = OwnerDb::from_toml(&entry(range)).unwrap_err();
+            assert!(e.what.contains(what), "{range}: {e}");
+        }
     }
 
     #[test]

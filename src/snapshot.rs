@@ -137,6 +137,10 @@ pub struct CpuMsrs {
     /// Physical address width from CPUID 0x80000008 (EAX 7:0), when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phys_bits: Option<u8>,
+    /// The MSR "device" was a regular file (a fixture or a generated machine): there the
+    /// 8 bytes of MSR `i` overlap those of `i+1 … i+7`, which `diff` takes into account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub regular_file: bool,
 }
 
 // ---------------------------------------------------------------------------------------

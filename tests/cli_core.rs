@@ -181,3 +181,93 @@ fn errors_name_the_file_and_exit_2() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn show_lists_decoded_msrs_problems_and_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    common::planted_machine(&root, 0);
+    let snap = dir.path().join("s.json");
+    capture(&root, &snap);
+    let out = regdrift()
+        .arg("show")
+        .arg(&snap)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("MSRs (known), 4 CPUs: 0-3"), "{text}");
+    assert!(text.contains("IA32_MISC_ENABLE"), "{text}");
+    assert!(
+        text.contains("! CPUs differ"),
+        "cpu 2's MISC_ENABLE: {text}"
+    );
+    assert!(text.contains("PCI: 3 devices"), "{text}");
+    assert!(text.contains("0000:00:1f.6"), "{text}");
+    // The fixture has no MTRR MSR pairs but /proc/mtrr lists one: the cross-check says so.
+    assert!(text.contains("/proc/mtrr reg00"), "{text}");
+    let json = regdrift()
+        .args(["show", "--format", "json"])
+        .arg(&snap)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let back = regdrift::snapshot::Snapshot::from_json(std::str::from_utf8(&json).unwrap());
+    assert!(back.is_ok());
+}
+
+#[test]
+fn capture_writes_atomically_and_refuses_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    common::cold_machine(&root, 0);
+    let out = dir.path().join("s.json");
+    regdrift()
+        .args([
+            "capture",
+            "--msrs",
+            "0x1fc,0x200-0x20f",
+            "--only",
+            "msr",
+            "--cpus",
+            "0-1",
+            "--root",
+        ])
+        .arg(&root)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let s = regdrift::snapshot::Snapshot::load(&out).unwrap();
+    let msr = s.msr.unwrap();
+    assert_eq!(msr.selection, "0x1fc,0x200-0x20f");
+    assert_eq!(msr.cpus.keys().copied().collect::<Vec<_>>(), [0, 1]);
+    assert!(s.pci.is_none() && s.mtrr.is_none());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no temporary left"
+    );
+    for bad in [
+        ["--msrs", "0x20f-0x200"],
+        ["--only", "gpu"],
+        ["--cpus", "x"],
+    ] {
+        let err = regdrift()
+            .arg("capture")
+            .args(bad)
+            .arg("--root")
+            .arg(&root)
+            .assert()
+            .code(2)
+            .get_output()
+            .stderr
+            .clone();
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.starts_with("regdrift: "), "{err}");
+    }
+}

@@ -118,6 +118,10 @@ pub fn describe_read_error(e: &io::Error) -> String {
 pub trait CpuMsrReader: Send {
     /// The value, or why it could not be read.
     fn read(&mut self, index: u32) -> Result<u64, String>;
+    /// True when the reader is a regular file standing in for the device.
+    fn regular_file(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the MSR reader of a CPU.
@@ -134,6 +138,7 @@ pub struct FileMsrSource {
 
 struct FileReader {
     file: File,
+    regular: bool,
 }
 
 impl CpuMsrReader for FileReader {
@@ -154,13 +159,17 @@ impl CpuMsrReader for FileReader {
         }
         Ok(u64::from_le_bytes(buf))
     }
+    fn regular_file(&self) -> bool {
+        self.regular
+    }
 }
 
 impl MsrSource for FileMsrSource {
     fn open(&self, cpu: u32) -> io::Result<Box<dyn CpuMsrReader>> {
         // Read-only: regdrift never writes an MSR.
         let file = File::open(self.path(cpu))?;
-        Ok(Box::new(FileReader { file }))
+        let regular = file.metadata()?.file_type().is_file();
+        Ok(Box::new(FileReader { file, regular }))
     }
     fn path(&self, cpu: u32) -> PathBuf {
         self.root.join(format!("dev/cpu/{cpu}/msr"))
@@ -214,6 +223,7 @@ pub fn read_cpu(
         values,
         unreadable,
         phys_bits: None,
+        regular_file: reader.regular_file(),
     }
 }
 
