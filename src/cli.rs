@@ -49,7 +49,7 @@ pub enum Command {
     Import(crate::import::ImportArgs),
     /// Record snapshots over time (live, or assembled from snapshot files) into a recording.
     Record(crate::record::RecordArgs),
-    /// Replay a recording: list its frames, or export one as a snapshot.
+    /// Replay a recording in the TUI; or list its frames, or export one as a snapshot.
     Replay(crate::record::ReplayArgs),
     /// Explore the live machine (or a second snapshot) against a baseline in a terminal UI.
     Explore(crate::tui::ExploreArgs),

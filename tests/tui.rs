@@ -636,6 +636,8 @@ fn moving_registers_are_marked_and_can_be_left_out() {
         moved,
         why: regdrift::tui::app::LoadReason::Refresh,
         took: None,
+        frame: None,
+        baseline_frame: None,
     }));
     assert_eq!(a.tree.total(), 4);
     let s = screen(&draw(&a));
@@ -972,7 +974,7 @@ mod live {
         let t0 = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_secs(20)).expect("a reply") {
-                Action::BaselineFailed(e) => {
+                Action::Failed(e) => {
                     assert!(e.contains("missing.json"), "{e}");
                     break;
                 }
@@ -1031,5 +1033,303 @@ mod live {
             m.error && m.text.contains("/nonexistent/dir/r.txt"),
             "{m:?}"
         );
+    }
+}
+
+mod replay {
+    use super::*;
+    use regdrift::record::{Recording, RecordingWriter};
+    use regdrift::tui::app::{FrameInfo, ReplayState};
+    use regdrift::tui::worker::{Control, Feed, Worker};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Cold boot (frame 0, "cold"), a quiet second later (1), intel_idle clears C1E
+    /// (2, "planted"), another quiet frame (3), the kexec boot with the SATA driver gone
+    /// (4, "after-kexec").
+    fn recording(dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("lab.rec");
+        let at = |s: &mut Snapshot, sec: u32| {
+            s.meta.captured_at = Some(format!("2024-05-01T10:00:{sec:02}Z"));
+        };
+        let mut f0 = snapshot("6.1.0-cold", 0x2, 0x850089, 0x0407, "ahci");
+        at(&mut f0, 0);
+        let mut f1 = f0.clone();
+        at(&mut f1, 1);
+        let mut f2 = snapshot("6.1.0-cold", 0x0, 0x850089, 0x0407, "ahci");
+        at(&mut f2, 2);
+        let mut f3 = f2.clone();
+        at(&mut f3, 3);
+        let mut f4 = snapshot("6.1.0-kexec", 0x0, 0x850088, 0x0400, "");
+        at(&mut f4, 9);
+        let mut w = RecordingWriter::create(&path, &f0, &["cold".into()]).unwrap();
+        w.append(&f1, &[]).unwrap();
+        w.append(&f2, &["planted".into()]).unwrap();
+        w.append(&f3, &[]).unwrap();
+        w.append(&f4, &["after-kexec".into()]).unwrap();
+        path
+    }
+
+    struct Session {
+        app: App,
+        worker: Worker,
+        rx: mpsc::Receiver<Action>,
+    }
+
+    impl Session {
+        fn open(path: &std::path::Path) -> Session {
+            let rec = Recording::open(path).unwrap();
+            let frames = (0..rec.frame_count())
+                .map(|i| {
+                    let m = rec.frame_meta(i).unwrap();
+                    FrameInfo {
+                        time_ms: m.time_ms,
+                        marks: m.marks.to_vec(),
+                    }
+                })
+                .collect();
+            let mut app = App::new(
+                know(),
+                regdrift::tui::app::Session::Replay(ReplayState::new(
+                    path.display().to_string(),
+                    frames,
+                    None,
+                )),
+            );
+            app.update(Action::Resize {
+                width: 120,
+                height: 40,
+            });
+            let (tx, rx) = mpsc::channel();
+            let worker = Worker::start(None, Feed::Replay(Box::new(rec)), know(), tx);
+            let mut s = Session { app, worker, rx };
+            s.settle();
+            s
+        }
+
+        /// Apply worker messages until the app shows the frame it asked for and nothing
+        /// else arrives for a moment.
+        fn settle(&mut self) {
+            loop {
+                match self.rx.recv_timeout(Duration::from_millis(300)) {
+                    Ok(a) => {
+                        let cmds = self.app.update(a);
+                        self.run(cmds);
+                    }
+                    Err(_) => {
+                        let regdrift::tui::app::Session::Replay(r) = &self.app.session else {
+                            unreachable!()
+                        };
+                        if r.shown == Some(r.frame) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+
+        fn run(&mut self, cmds: Vec<Command>) {
+            for c in cmds {
+                match c {
+                    Command::Seek(n) => self.worker.send(Control::Seek(n)),
+                    Command::BaselineFrame(n) => self.worker.send(Control::BaselineFrame(n)),
+                    Command::LastChange { what, frame } => {
+                        self.worker.send(Control::LastChange { what, frame })
+                    }
+                    Command::LoadBaseline(p) => self.worker.send(Control::SetBaseline(p)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+
+        fn act(&mut self, a: Action) {
+            let cmds = self.app.update(a);
+            self.run(cmds);
+            self.settle();
+        }
+
+        fn state(&self) -> &ReplayState {
+            match &self.app.session {
+                regdrift::tui::app::Session::Replay(r) => r,
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn steps_jumps_to_marks_and_moves_the_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Session::open(&recording(dir.path()));
+        // Frame 0 against itself: nothing diverges.
+        assert_eq!(s.state().shown, Some(0));
+        assert_eq!(s.app.tree.total(), 0);
+        s.act(Action::FrameNext);
+        assert_eq!(s.state().shown, Some(1));
+        assert_eq!(s.app.tree.total(), 0);
+        s.act(Action::NextMark);
+        assert_eq!(s.state().shown, Some(2));
+        let ds = s.app.data.clone().unwrap();
+        assert_eq!(ds.current.name, "frame 2 [planted]");
+        assert_eq!(ds.baseline.name, "frame 0 [cold]");
+        assert_eq!(s.app.tree.total(), 1, "C1E cleared");
+        // The new divergence is opened and can be reached with n.
+        s.app.update(Action::NextDivergence);
+        assert_eq!(
+            s.app.selected,
+            Some(Node::Msr {
+                cpu: 0,
+                index: 0x1fc
+            })
+        );
+        s.act(Action::NextMark);
+        assert_eq!(s.state().shown, Some(4));
+        assert_eq!(s.app.tree.total(), 4);
+        s.act(Action::NextMark);
+        assert_eq!(s.state().frame, 4, "no mark after the last");
+        s.act(Action::PrevMark);
+        assert_eq!(s.state().shown, Some(2));
+        // Frame 2 becomes the baseline: at the kexec frame only what kexec changed shows.
+        s.act(Action::BaselineFromFrame);
+        assert_eq!(s.state().baseline_frame, Some(2));
+        s.act(Action::LastFrame);
+        assert_eq!(s.state().shown, Some(4));
+        assert_eq!(s.app.tree.total(), 3, "C1E is no longer a divergence");
+        // Back to the first frame as the baseline.
+        s.act(Action::FirstFrame);
+        s.act(Action::BaselineFromFrame);
+        assert_eq!(s.state().baseline_frame, Some(0));
+        s.act(Action::FramePrev);
+        assert_eq!(s.state().shown, Some(0));
+        s.worker.send(Control::Stop);
+    }
+
+    #[test]
+    fn when_did_this_register_last_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Session::open(&recording(dir.path()));
+        s.act(Action::LastFrame);
+        assert!(s.app.select_node(Node::Msr {
+            cpu: 0,
+            index: 0x1fc
+        }));
+        s.act(Action::LastChange);
+        // C1E was cleared at frame 2: the replay goes there and says so.
+        assert_eq!(s.state().shown, Some(2));
+        let m = s.app.message.clone().unwrap();
+        assert!(
+            m.text
+                .contains("MSR 0x1fc on cpu 0 last changed at frame 2 [planted]"),
+            "{m:?}"
+        );
+        // A register that never changed.
+        s.app.update(Action::ToggleOnlyDiverging);
+        s.app.update(Action::ExpandAll);
+        assert!(s.app.select_node(Node::Msr {
+            cpu: 1,
+            index: 0x10
+        }));
+        s.act(Action::LastChange);
+        let m = s.app.message.clone().unwrap();
+        assert!(
+            m.text.contains("changed at frame 2"),
+            "the TSC moved: {m:?}"
+        );
+        // The PCI Command register changed in the kexec frame.
+        s.act(Action::LastFrame);
+        assert!(s.app.select_node(Node::PciReg {
+            bdf: AHCI,
+            offset: 4
+        }));
+        s.act(Action::FirstFrame);
+        s.act(Action::LastFrame);
+        s.act(Action::LastChange);
+        assert_eq!(s.state().shown, Some(4));
+        let m = s.app.message.clone().unwrap();
+        assert!(
+            m.text.contains("last changed at frame 4 [after-kexec]"),
+            "{m:?}"
+        );
+        // Not a register: a hint, no query.
+        assert!(s.app.select_node(Node::MsrSection));
+        let cmds = s.app.update(Action::LastChange);
+        assert!(cmds.is_empty());
+        assert!(s
+            .app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("select a register"));
+        s.worker.send(Control::Stop);
+    }
+
+    #[test]
+    fn plays_to_the_end_at_the_chosen_speed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Session::open(&recording(dir.path()));
+        let normal = s.app.tick_in();
+        assert_eq!(normal, None, "paused: no ticks");
+        s.act(Action::PlayPause);
+        // One second between frames 0 and 1 at ×1.
+        assert_eq!(s.app.tick_in(), Some(Duration::from_secs(1)));
+        s.act(Action::Faster);
+        assert_eq!(s.app.tick_in(), Some(Duration::from_millis(500)));
+        for _ in 0..4 {
+            s.act(Action::Slower);
+        }
+        assert_eq!(
+            s.app.tick_in(),
+            Some(Duration::from_secs(2)),
+            "capped at 2 s"
+        );
+        for _ in 0..10 {
+            s.act(Action::Tick);
+        }
+        assert_eq!(s.state().shown, Some(4));
+        assert!(!s.state().playing);
+        assert!(s
+            .app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("end of the recording"));
+        // Playing from the end starts over.
+        s.act(Action::PlayPause);
+        assert_eq!(s.state().shown, Some(0));
+        assert!(s.state().playing);
+        // A step pauses.
+        s.act(Action::FrameNext);
+        assert!(!s.state().playing);
+        s.worker.send(Control::Stop);
+    }
+
+    #[test]
+    fn timeline_shows_frame_marks_and_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Session::open(&recording(dir.path()));
+        s.act(Action::NextMark);
+        s.act(Action::NextMark);
+        let buf = draw(&s.app);
+        let text = screen(&buf);
+        assert!(
+            text.contains("‖ ×1 frame 4/4 [after-kexec]  2024-05-01T10:00:09.000Z +9s"),
+            "{text}"
+        );
+        assert!(text.contains("baseline frame 0 [cold]"), "{text}");
+        let ls = lines(&buf);
+        let bar = ls.iter().find(|l| l.starts_with('B')).expect("the bar");
+        assert!(bar.ends_with('●'), "{bar}");
+        assert_eq!(bar.matches('|').count(), 1, "the planted mark: {bar}");
+        // A click on the bar seeks.
+        let a = s.app.areas();
+        let x = a.timeline_bar.x + a.timeline_bar.width / 2;
+        s.act(Action::Click {
+            column: x,
+            row: a.timeline_bar.y,
+        });
+        assert_eq!(s.state().shown, Some(2));
+        insta::assert_snapshot!("replay_120x40_planted", screen(&draw(&s.app)));
+        s.worker.send(Control::Stop);
     }
 }

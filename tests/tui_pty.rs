@@ -334,3 +334,55 @@ fn live_mode_refreshes_and_learns_what_moves() {
     assert!(s.contains("EXIT=0"), "{s}");
     assert_cooked(&s);
 }
+
+#[test]
+fn replays_a_recording_steps_and_finds_the_last_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = write_pair(dir.path());
+    let rec = dir.path().join("lab.rec");
+    let st = Command::new(env!("CARGO_BIN_EXE_regdrift"))
+        .arg("record")
+        .arg("--from")
+        .arg(&a)
+        .arg(&b)
+        .args(["--mark", "cold,after-kexec", "-o"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let t = Tmux::new("replay");
+    t.start(
+        100,
+        30,
+        &format!(
+            "'{}' replay '{}'; echo \"EXIT=$?\"; stty -a; sleep 60",
+            env!("CARGO_BIN_EXE_regdrift"),
+            rec.display()
+        ),
+    );
+    let s = t.wait("the first frame", |s| s.contains("frame 0/1 [cold]"));
+    assert!(s.contains("no divergence"), "{s}");
+    // → steps to the kexec frame; the divergences against frame 0 appear.
+    t.keys(&["Right"]);
+    let s = t.wait("the second frame", |s| {
+        s.contains("frame 1/1 [after-kexec]") && s.contains("divergences")
+    });
+    assert!(s.contains("MSR_IA32_POWER_CTL"), "{s}");
+    // L: when did the selected register last change? At the kexec frame.
+    t.keys(&["L"]);
+    let s = t.wait("the answer", |s| s.contains("last changed at"));
+    assert!(s.contains("at frame 1 [after-kexec]"), "{s}");
+    // ← back, p plays to the end.
+    t.keys(&["Left"]);
+    t.wait("frame 0", |s| s.contains("frame 0/1 [cold]"));
+    t.keys(&["p"]);
+    t.wait("the end", |s| s.contains("end of the recording"));
+    t.keys(&["q"]);
+    let s = t.wait("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert_cooked(&s);
+}

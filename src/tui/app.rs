@@ -48,6 +48,7 @@ pub enum Action {
     FramePrev,
     FrameNext,
     FirstFrame,
+    LastFrame,
     PlayPause,
     Faster,
     Slower,
@@ -80,10 +81,17 @@ pub enum Action {
     Loaded(Loaded),
     CaptureStarted,
     CaptureFailed(String),
-    BaselineFailed(String),
+    Failed(String),
     Exported(Result<String, String>),
     /// SIGTERM, SIGHUP or SIGINT: quit (restoring the terminal).
     Signal(i32),
+    /// The answer to "when did this register last change": the frame, or `None` when it
+    /// is as frame 0 had it.
+    LastChanged {
+        what: String,
+        result: Result<Option<usize>, String>,
+    },
+    /// Time to show the next frame (replay playing).
     Tick,
 }
 
@@ -96,6 +104,9 @@ pub struct Loaded {
     pub why: LoadReason,
     /// How long the capture (or load) and the diff took.
     pub took: Option<Duration>,
+    /// Replay: the frames shown as current and as baseline.
+    pub frame: Option<usize>,
+    pub baseline_frame: Option<usize>,
 }
 
 impl PartialEq for Loaded {
@@ -125,6 +136,25 @@ pub enum Command {
     LoadBaseline(PathBuf),
     /// Capture again now (live).
     Refresh,
+    /// Replay: show frame `n`.
+    Seek(usize),
+    /// Replay: frame `n` becomes the baseline.
+    BaselineFrame(usize),
+    /// Replay: find the last frame at or before `frame` that changed `what`.
+    LastChange { what: Changed, frame: usize },
+}
+
+/// What "when did this last change" asks about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// These MSRs of one CPU (one register, or the MSRs behind an MTRR line).
+    Msrs { cpu: u32, msrs: Vec<u32> },
+    /// These config bytes of a device.
+    Pci {
+        bdf: crate::snapshot::Bdf,
+        offset: u16,
+        len: u16,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +207,72 @@ pub enum Session {
     Files,
     /// A live machine under `root`, captured every `interval`.
     Live(LiveState),
+    /// A recording, frame by frame.
+    Replay(ReplayState),
+}
+
+/// Play speeds: multiples of the recorded time between frames.
+pub const SPEEDS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0];
+
+/// One frame of a recording as the timeline shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub marks: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayState {
+    pub path: String,
+    pub frames: Vec<FrameInfo>,
+    /// The frame asked for, and the one the data shows (they differ while it loads).
+    pub frame: usize,
+    pub shown: Option<usize>,
+    /// The baseline: a frame, or `None` for a snapshot file.
+    pub baseline_frame: Option<usize>,
+    pub playing: bool,
+    /// Index into [`SPEEDS`].
+    pub speed: usize,
+    /// The recording did not load to its end.
+    pub warning: Option<String>,
+}
+
+impl ReplayState {
+    pub fn new(path: String, frames: Vec<FrameInfo>, warning: Option<String>) -> Self {
+        ReplayState {
+            path,
+            frames,
+            frame: 0,
+            shown: None,
+            baseline_frame: Some(0),
+            playing: false,
+            speed: 2,
+            warning,
+        }
+    }
+
+    pub fn speed(&self) -> f64 {
+        SPEEDS.get(self.speed).copied().unwrap_or(1.0)
+    }
+
+    /// How long frame `frame` stays on screen while playing: the recorded time to the
+    /// next frame over the speed, within 30 ms and 2 s.
+    pub fn delay(&self) -> Duration {
+        let gap = match (self.frames.get(self.frame), self.frames.get(self.frame + 1)) {
+            (Some(a), Some(b)) => (b.time_ms - a.time_ms).max(0) as f64,
+            _ => 1000.0,
+        };
+        Duration::from_secs_f64((gap / self.speed() / 1000.0).clamp(0.03, 2.0))
+    }
+
+    /// `frame 12 [after-kexec]`.
+    pub fn frame_name(&self, i: usize) -> String {
+        match self.frames.get(i).map(|f| f.marks.as_slice()) {
+            Some([]) | None => format!("frame {i}"),
+            Some(marks) => format!("frame {i} [{}]", marks.join(", ")),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -270,6 +366,8 @@ impl App {
             moved: Moving::default(),
             why: LoadReason::Refresh,
             took: None,
+            frame: None,
+            baseline_frame: None,
         }));
         app
     }
@@ -279,7 +377,15 @@ impl App {
     }
 
     pub fn is_replay(&self) -> bool {
-        false
+        matches!(self.session, Session::Replay(_))
+    }
+
+    /// When the next frame is due, while a replay plays.
+    pub fn tick_in(&self) -> Option<Duration> {
+        match &self.session {
+            Session::Replay(r) if r.playing => Some(r.delay()),
+            _ => None,
+        }
     }
 
     /// The screen areas for the current terminal size.
@@ -628,9 +734,10 @@ impl App {
                 Action::Loaded(_)
                 | Action::CaptureStarted
                 | Action::CaptureFailed(_)
-                | Action::BaselineFailed(_)
+                | Action::Failed(_)
                 | Action::Exported(_)
                 | Action::Signal(_)
+                | Action::LastChanged { .. }
                 | Action::Tick => return self.update_background(action),
                 _ => {}
             }
@@ -781,7 +888,7 @@ impl App {
             Action::Quit => self.quit = true,
             Action::ScrollUp { column, row } => self.scroll_at(column, row, -3),
             Action::ScrollDown { column, row } => self.scroll_at(column, row, 3),
-            Action::Click { column, row } => self.click(column, row),
+            Action::Click { column, row } => cmds.extend(self.click(column, row)),
             Action::Resize { width, height } => {
                 self.size = (width, height);
                 self.scroll_to_cursor();
@@ -789,13 +896,14 @@ impl App {
             Action::FramePrev
             | Action::FrameNext
             | Action::FirstFrame
+            | Action::LastFrame
             | Action::PlayPause
             | Action::Faster
             | Action::Slower
             | Action::NextMark
             | Action::PrevMark
             | Action::BaselineFromFrame
-            | Action::LastChange => {}
+            | Action::LastChange => cmds.extend(self.replay_action(action)),
             Action::Char(_) | Action::Backspace | Action::Submit => {}
             other => return self.update_background(other),
         }
@@ -805,6 +913,8 @@ impl App {
     /// Worker messages and ticks: handled the same whatever is on screen.
     fn update_background(&mut self, action: Action) -> Vec<Command> {
         match action {
+            Action::Tick => return self.tick(),
+            Action::LastChanged { what, result } => return self.last_changed(what, result),
             Action::Loaded(l) => self.loaded(l),
             Action::CaptureStarted => {
                 if let Session::Live(s) = &mut self.session {
@@ -818,7 +928,13 @@ impl App {
                 }
                 self.warn(format!("capture failed: {e}"));
             }
-            Action::BaselineFailed(e) => self.warn(e),
+            Action::Failed(e) => {
+                if let Session::Replay(r) = &mut self.session {
+                    r.playing = false;
+                    r.frame = r.shown.unwrap_or(0);
+                }
+                self.warn(e)
+            }
             Action::Exported(Ok(path)) => self.say(format!("exported to {path}")),
             Action::Exported(Err(e)) => self.warn(format!("export failed: {e}")),
             Action::Signal(sig) => {
@@ -830,8 +946,196 @@ impl App {
         Vec::new()
     }
 
+    // ---- replay ----------------------------------------------------------------------
+
+    fn replay_action(&mut self, action: Action) -> Vec<Command> {
+        let node = self.selected;
+        let query = node.and_then(|n| self.change_query(n));
+        let Session::Replay(r) = &mut self.session else {
+            return Vec::new();
+        };
+        let n = r.frames.len();
+        let last = n.saturating_sub(1);
+        // A message about another frame would mislead.
+        self.message = None;
+        let seek = |r: &mut ReplayState, to: usize| {
+            let to = to.min(last);
+            if to == r.frame {
+                Vec::new()
+            } else {
+                r.frame = to;
+                vec![Command::Seek(to)]
+            }
+        };
+        let mut msg: Option<String> = None;
+        let cmds = match action {
+            Action::FramePrev => {
+                r.playing = false;
+                let to = r.frame.saturating_sub(1);
+                seek(r, to)
+            }
+            Action::FrameNext => {
+                r.playing = false;
+                let to = r.frame + 1;
+                seek(r, to)
+            }
+            Action::FirstFrame => seek(r, 0),
+            Action::LastFrame => seek(r, last),
+            Action::PlayPause => {
+                r.playing = !r.playing;
+                if r.playing && r.frame >= last {
+                    // Play from the start again.
+                    r.frame = 0;
+                    return vec![Command::Seek(0)];
+                }
+                Vec::new()
+            }
+            Action::Faster => {
+                r.speed = (r.speed + 1).min(SPEEDS.len() - 1);
+                msg = Some(format!("speed ×{}", r.speed()));
+                Vec::new()
+            }
+            Action::Slower => {
+                r.speed = r.speed.saturating_sub(1);
+                msg = Some(format!("speed ×{}", r.speed()));
+                Vec::new()
+            }
+            Action::NextMark | Action::PrevMark => {
+                let forward = action == Action::NextMark;
+                let marked = |i: &usize| r.frames.get(*i).is_some_and(|f| !f.marks.is_empty());
+                let found = if forward {
+                    (r.frame + 1..n).find(marked)
+                } else {
+                    (0..r.frame).rev().find(marked)
+                };
+                match found {
+                    Some(i) => {
+                        r.playing = false;
+                        msg = Some(r.frame_name(i));
+                        seek(r, i)
+                    }
+                    None => {
+                        msg = Some(if forward {
+                            "no mark after this frame".into()
+                        } else {
+                            "no mark before this frame".into()
+                        });
+                        Vec::new()
+                    }
+                }
+            }
+            Action::BaselineFromFrame => {
+                msg = Some(format!("baseline: {}…", r.frame_name(r.frame)));
+                vec![Command::BaselineFrame(r.frame)]
+            }
+            Action::LastChange => match query {
+                Some(what) => vec![Command::LastChange {
+                    what,
+                    frame: r.frame,
+                }],
+                None => {
+                    msg = Some("select a register (an MSR, an MTRR line or a PCI register)".into());
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        };
+        if let Some(m) = msg {
+            self.say(m);
+        }
+        cmds
+    }
+
+    /// The registers behind `node`, for "when did this last change".
+    fn change_query(&self, node: Node) -> Option<Changed> {
+        let ds = self.data.as_ref()?;
+        match node {
+            Node::Msr { cpu, index } => Some(Changed::Msrs {
+                cpu,
+                msrs: vec![index],
+            }),
+            Node::Mtrr(row) => {
+                let e = ds.mtrr.get(row as usize)?;
+                let cpu = ds.cpus.first()?.cpu;
+                (!e.msrs.is_empty()).then(|| Changed::Msrs {
+                    cpu,
+                    msrs: e.msrs.clone(),
+                })
+            }
+            Node::PciReg { bdf, offset } => {
+                let r = ds.device(bdf)?.reg(offset)?;
+                Some(Changed::Pci {
+                    bdf,
+                    offset,
+                    len: r.width as u16,
+                })
+            }
+            Node::Device(bdf) => {
+                let len = ds
+                    .current_device(bdf)
+                    .or(ds.baseline_device(bdf))
+                    .map_or(64, |d| d.config.len() as u16);
+                Some(Changed::Pci {
+                    bdf,
+                    offset: 0,
+                    len,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn last_changed(
+        &mut self,
+        what: String,
+        result: Result<Option<usize>, String>,
+    ) -> Vec<Command> {
+        let Session::Replay(r) = &mut self.session else {
+            return Vec::new();
+        };
+        match result {
+            Ok(Some(i)) => {
+                let text = format!(
+                    "{what} last changed at {} ({})",
+                    r.frame_name(i),
+                    r.frames.get(i).map_or(String::new(), |f| {
+                        crate::record::format::format_time_ms(f.time_ms)
+                    })
+                );
+                r.playing = false;
+                let go = i != r.frame;
+                r.frame = i;
+                self.say(text);
+                if go {
+                    return vec![Command::Seek(i)];
+                }
+            }
+            Ok(None) => self.say(format!("{what} is as frame 0 had it")),
+            Err(e) => self.warn(e),
+        }
+        Vec::new()
+    }
+
+    fn tick(&mut self) -> Vec<Command> {
+        let Session::Replay(r) = &mut self.session else {
+            return Vec::new();
+        };
+        if !r.playing || r.shown != Some(r.frame) {
+            // Paused, or the frame before has not loaded yet.
+            return Vec::new();
+        }
+        if r.frame + 1 >= r.frames.len() {
+            r.playing = false;
+            self.say("end of the recording");
+            return Vec::new();
+        }
+        r.frame += 1;
+        vec![Command::Seek(r.frame)]
+    }
+
     fn loaded(&mut self, l: Loaded) {
         let first = self.data.is_none();
+        let none_before = self.tree.order.is_empty();
         for m in &l.moved.msrs {
             self.moving.msrs.insert(*m);
         }
@@ -845,6 +1149,12 @@ impl App {
             if l.why == LoadReason::Refresh {
                 s.refreshes += 1;
             }
+        }
+        if let Session::Replay(r) = &mut self.session {
+            if l.frame.is_some() {
+                r.shown = l.frame;
+            }
+            r.baseline_frame = l.baseline_frame;
         }
         let ds = l.data;
         if l.why == LoadReason::Baseline {
@@ -871,7 +1181,11 @@ impl App {
             }
         }
         self.rebuild();
-        if first {
+        let on_header = matches!(
+            self.selected,
+            None | Some(Node::MsrSection | Node::MtrrSection | Node::PciSection)
+        );
+        if first || (none_before && on_header) {
             // Start on the first divergence, if any.
             if let Some(&(_, i)) = self.tree.order.first() {
                 if let Some(t) = ds.target(i) {
@@ -974,9 +1288,10 @@ impl App {
             Action::Loaded(_)
             | Action::CaptureStarted
             | Action::CaptureFailed(_)
-            | Action::BaselineFailed(_)
+            | Action::Failed(_)
             | Action::Exported(_)
             | Action::Signal(_)
+            | Action::LastChanged { .. }
             | Action::Tick => return false,
             _ => {}
         }
@@ -1039,9 +1354,23 @@ impl App {
         self.move_by(delta);
     }
 
-    fn click(&mut self, column: u16, row: u16) {
+    fn click(&mut self, column: u16, row: u16) -> Vec<Command> {
         let a = self.areas();
         let pos = Position::new(column, row);
+        if a.timeline_bar.contains(pos) {
+            if let Session::Replay(r) = &mut self.session {
+                let n = r.frames.len();
+                let w = a.timeline_bar.width.saturating_sub(1).max(1) as usize;
+                let i = ((column - a.timeline_bar.x) as usize * n.saturating_sub(1) + w / 2) / w;
+                let i = i.min(n.saturating_sub(1));
+                r.playing = false;
+                if i != r.frame {
+                    r.frame = i;
+                    return vec![Command::Seek(i)];
+                }
+            }
+            return Vec::new();
+        }
         if a.nav_rows.contains(pos) {
             let i = self.offset + (row - a.nav_rows.y) as usize;
             if i < self.tree.rows.len() {
@@ -1061,5 +1390,6 @@ impl App {
                 self.field_cursor = i;
             }
         }
+        Vec::new()
     }
 }

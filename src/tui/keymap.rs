@@ -159,11 +159,12 @@ pub static KEYMAP: &[Binding] = &[
     scoped(Scope::Replay, &[k('>')], Action::NextMark, "next mark"),
     scoped(Scope::Replay, &[k('<')], Action::PrevMark, "previous mark"),
     scoped(Scope::Replay, &[k('0')], Action::FirstFrame, "first frame"),
+    scoped(Scope::Replay, &[k('$')], Action::LastFrame, "last frame"),
     scoped(
         Scope::Replay,
         &[k('B')],
         Action::BaselineFromFrame,
-        "this frame becomes the baseline",
+        "this frame becomes the baseline (0 B: the first frame again)",
     ),
     scoped(
         Scope::Replay,

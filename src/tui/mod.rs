@@ -22,7 +22,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -88,20 +88,7 @@ pub fn run_explore(args: &ExploreArgs) -> Result<u8> {
     let baseline = baseline.as_ref().map(load).transpose()?;
     let (tx, rx) = mpsc::channel::<Msg>();
     let (atx, arx) = mpsc::channel::<Action>();
-    // Forward the worker's actions into the event loop's channel.
-    {
-        let tx = tx.clone();
-        std::thread::Builder::new()
-            .name("regdrift-forward".into())
-            .spawn(move || {
-                for a in arx {
-                    if tx.send(Msg::Do(a)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .context("cannot start a thread")?;
-    }
+    forward(arx, tx.clone())?;
     let (app, worker) = match current {
         Some(cur) => {
             let cur = load(&cur)?;
@@ -138,7 +125,75 @@ pub fn run_explore(args: &ExploreArgs) -> Result<u8> {
     };
     let result = event_loop(app, &worker, tx, rx);
     worker.stop();
-    let app = result?;
+    exit_status(result?)
+}
+
+/// Run `regdrift replay FILE` in the TUI: the recording's frames against a baseline (a
+/// snapshot file, else frame 0); returns the exit status.
+pub fn run_replay(file: &std::path::Path, baseline: Option<&std::path::Path>) -> Result<u8> {
+    let know = Knowledge::active();
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "replay needs a terminal (use --list, or --export-frame and `regdrift diff` \
+             for a report)"
+        );
+    }
+    let rec = crate::record::Recording::open(file)?;
+    let warning = rec
+        .warning()
+        .map(|w| crate::sanitize::inert(&w).into_owned());
+    let frames: Vec<app::FrameInfo> = (0..rec.frame_count())
+        .filter_map(|i| rec.frame_meta(i))
+        .map(|m| app::FrameInfo {
+            time_ms: m.time_ms,
+            marks: m
+                .marks
+                .iter()
+                .map(|l| crate::sanitize::inert(l).into_owned())
+                .collect(),
+        })
+        .collect();
+    let base = baseline
+        .map(|p| -> Result<Source> {
+            Ok(Source {
+                name: crate::cli::display_name(p),
+                snap: Arc::new(crate::cli::load_input(p)?),
+            })
+        })
+        .transpose()?;
+    let mut state = app::ReplayState::new(file.display().to_string(), frames, warning.clone());
+    if base.is_some() {
+        state.baseline_frame = None;
+    }
+    let mut app = App::new(know, Session::Replay(state));
+    if let Some(w) = warning {
+        app.update(Action::Failed(w));
+    }
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let (atx, arx) = mpsc::channel::<Action>();
+    forward(arx, tx.clone())?;
+    let worker = Worker::start(base, Feed::Replay(Box::new(rec)), know, atx);
+    let result = event_loop(app, &worker, tx, rx);
+    worker.stop();
+    exit_status(result?)
+}
+
+/// Forward the worker's actions into the event loop's channel.
+fn forward(arx: Receiver<Action>, tx: Sender<Msg>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("regdrift-forward".into())
+        .spawn(move || {
+            for a in arx {
+                if tx.send(Msg::Do(a)).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start a thread")?;
+    Ok(())
+}
+
+fn exit_status(app: App) -> Result<u8> {
     Ok(match app.signal {
         Some(sig) => 128u8.saturating_add(sig.clamp(0, 127) as u8),
         None => 0,
@@ -159,13 +214,34 @@ fn event_loop(mut app: App, worker: &Worker, tx: Sender<Msg>, rx: Receiver<Msg>)
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     spawn_input(tx.clone(), stop.clone())?;
     let result = (|| -> Result<()> {
+        // While a replay plays, when the next frame is due.
+        let mut due: Option<Instant> = None;
         loop {
             tty.terminal
                 .draw(|f| f.render_widget(&app, f.area()))
                 .context("cannot draw")?;
-            // Block for the next message, then take everything queued before drawing
-            // again: redraws are coalesced.
-            let Ok(first) = rx.recv() else { return Ok(()) };
+            // Block for the next message (or the next frame), then take everything queued
+            // before drawing again: redraws are coalesced.
+            let first = match app.tick_in() {
+                Some(delay) => {
+                    let at = *due.get_or_insert_with(|| Instant::now() + delay);
+                    match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                        Ok(m) => m,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            due = None;
+                            Msg::Do(Action::Tick)
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                }
+                None => {
+                    due = None;
+                    match rx.recv() {
+                        Ok(m) => m,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            };
             handle(&mut app, worker, &tx, first);
             while let Ok(m) = rx.try_recv() {
                 handle(&mut app, worker, &tx, m);
@@ -217,6 +293,9 @@ fn handle(app: &mut App, worker: &Worker, tx: &Sender<Msg>, m: Msg) {
         match cmd {
             Command::LoadBaseline(p) => worker.send(Control::SetBaseline(p)),
             Command::Refresh => worker.send(Control::Refresh),
+            Command::Seek(n) => worker.send(Control::Seek(n)),
+            Command::BaselineFrame(n) => worker.send(Control::BaselineFrame(n)),
+            Command::LastChange { what, frame } => worker.send(Control::LastChange { what, frame }),
             cmd @ Command::Export { .. } => {
                 let tx = tx.clone();
                 let _ = std::thread::Builder::new()

@@ -10,7 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
-use super::app::{App, Focus, PromptKind, Session, Shown};
+use super::app::{App, Focus, PromptKind, ReplayState, Session, Shown};
 use super::keymap;
 use super::model::{Dataset, Node};
 use super::tree::Row;
@@ -29,6 +29,9 @@ pub struct Areas {
     pub fields: Rect,
     pub field_rows: Rect,
     pub owners: Rect,
+    /// Replay: the timeline (a line of text, then the bar).
+    pub timeline: Rect,
+    pub timeline_bar: Rect,
     pub status: Rect,
 }
 
@@ -40,12 +43,27 @@ const GRID_LABEL: u16 = 11;
 /// Split the screen. Also used by `update` to map mouse positions to rows.
 pub fn areas(area: Rect, app: &App) -> Areas {
     let status_h = 2.min(area.height);
+    let timeline_h = if app.is_replay() {
+        2.min(area.height - status_h)
+    } else {
+        0
+    };
     let main = Rect {
-        height: area.height - status_h,
+        height: area.height - status_h - timeline_h,
         ..area
     };
-    let status = Rect {
+    let timeline = Rect {
         y: area.y + main.height,
+        height: timeline_h,
+        ..area
+    };
+    let timeline_bar = Rect {
+        y: timeline.y + 1.min(timeline.height),
+        height: timeline.height.saturating_sub(1),
+        ..timeline
+    };
+    let status = Rect {
+        y: timeline.y + timeline_h,
         height: status_h,
         ..area
     };
@@ -112,6 +130,8 @@ pub fn areas(area: Rect, app: &App) -> Areas {
         fields,
         field_rows,
         owners,
+        timeline,
+        timeline_bar,
         status,
     }
 }
@@ -231,6 +251,9 @@ impl Widget for &App {
                 }
             }
         }
+        if let Session::Replay(r) = &self.session {
+            render_timeline(r, a.timeline, buf, t);
+        }
         render_status(self, a.status, buf, t);
         if self.help {
             render_help(self, area, buf, t);
@@ -245,6 +268,7 @@ fn render_waiting(app: &App, a: Areas, buf: &mut Buffer, t: Theme) {
             None => format!("capturing {}…", inert(&s.root)),
         },
         Session::Files => "loading…".to_string(),
+        Session::Replay(r) => format!("loading frame {} of {}…", r.frame, inert(&r.path)),
     };
     let area = a.nav.union(a.values);
     rule(buf, area, "regdrift", t);
@@ -942,6 +966,99 @@ fn render_owners(app: &App, ds: &Dataset, d: &Detail, area: Rect, buf: &mut Buff
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(inner, buf);
+}
+
+// ---- replay timeline ---------------------------------------------------------------------
+
+fn render_timeline(r: &ReplayState, area: Rect, buf: &mut Buffer, t: Theme) {
+    if area.height == 0 || area.width == 0 {
+        return;
+    }
+    let n = r.frames.len();
+    let time = |i: usize| r.frames.get(i).map(|f| f.time_ms);
+    let since = match (time(0), time(r.frame)) {
+        (Some(a), Some(b)) => {
+            let d = std::time::Duration::from_secs(((b - a).max(0) / 1000) as u64);
+            format!(" +{}", humantime::format_duration(d))
+        }
+        _ => String::new(),
+    };
+    let mut spans = vec![
+        Span::styled(
+            if r.playing {
+                format!("▶ ×{} ", r.speed())
+            } else {
+                format!("‖ ×{} ", r.speed())
+            },
+            t.key(),
+        ),
+        Span::styled(
+            format!("frame {}/{}", r.frame, n.saturating_sub(1)),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            match r.frames.get(r.frame).map(|f| f.marks.as_slice()) {
+                Some([]) | None => String::new(),
+                Some(m) => format!(" [{}]", inert(&m.join(", "))),
+            },
+            t.key(),
+        ),
+        Span::styled(
+            format!(
+                "  {}{since}",
+                time(r.frame).map_or(String::new(), crate::record::format::format_time_ms)
+            ),
+            t.dim(),
+        ),
+    ];
+    if r.shown != Some(r.frame) {
+        spans.push(Span::styled("  loading…", t.moving()));
+    }
+    spans.push(Span::styled(
+        match r.baseline_frame {
+            Some(b) => format!("  baseline {}", r.frame_name(b)),
+            None => "  baseline: a snapshot file".to_string(),
+        },
+        t.dim(),
+    ));
+    if r.warning.is_some() {
+        spans.push(Span::styled("  ! truncated recording", t.error()));
+    }
+    buf.set_line(area.x, area.y, &Line::from(spans), area.width);
+    if area.height < 2 {
+        return;
+    }
+    // The bar: frames spread over the width; marks `|`, the baseline `B`, this frame `●`.
+    let y = area.y + 1;
+    let w = area.width as usize;
+    let x_of = |i: usize| -> u16 {
+        if n <= 1 {
+            0
+        } else {
+            ((i * (w - 1) + (n - 1) / 2) / (n - 1)) as u16
+        }
+    };
+    for x in 0..area.width {
+        if let Some(c) = buf.cell_mut((area.x + x, y)) {
+            c.set_symbol("─").set_style(t.rule());
+        }
+    }
+    for (i, f) in r.frames.iter().enumerate() {
+        if !f.marks.is_empty() {
+            if let Some(c) = buf.cell_mut((area.x + x_of(i), y)) {
+                c.set_symbol("|").set_style(t.key());
+            }
+        }
+    }
+    if let Some(b) = r.baseline_frame {
+        if let Some(c) = buf.cell_mut((area.x + x_of(b), y)) {
+            c.set_symbol("B").set_style(t.title());
+        }
+    }
+    if let Some(c) = buf.cell_mut((area.x + x_of(r.frame), y)) {
+        c.set_symbol("●")
+            .set_style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD));
+    }
 }
 
 // ---- status line -------------------------------------------------------------------------

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::app::{Action, Command, LoadReason, Loaded};
+use super::app::{Action, Changed, Command, LoadReason, Loaded};
 use super::model::{Dataset, Knowledge, Source};
 use super::tree::Moving;
 use crate::capture::CaptureOptions;
 use crate::decode::pci;
 use crate::diff::{diff_with, DiffOptions};
+use crate::record::Recording;
 use crate::snapshot::{Bdf, PciDevice, Snapshot};
 
 /// Diff `baseline` against `current` (volatile divergences kept: the TUI filters them)
@@ -109,7 +110,11 @@ pub fn perform(cmd: Command) -> Option<Action> {
                     .map_err(|e| error_chain(&e)),
             ))
         }
-        Command::LoadBaseline(_) | Command::Refresh => None,
+        Command::LoadBaseline(_)
+        | Command::Refresh
+        | Command::Seek(_)
+        | Command::BaselineFrame(_)
+        | Command::LastChange { .. } => None,
     }
 }
 
@@ -118,11 +123,20 @@ pub fn perform(cmd: Command) -> Option<Action> {
 pub enum Control {
     SetBaseline(PathBuf),
     Refresh,
+    /// Replay: show frame `n` (a later seek queued behind it wins).
+    Seek(usize),
+    /// Replay: frame `n` becomes the baseline.
+    BaselineFrame(usize),
+    /// Replay: the last frame at or before `frame` that changed `what`.
+    LastChange {
+        what: Changed,
+        frame: usize,
+    },
     Stop,
 }
 
 /// Where the current snapshot comes from.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Feed {
     /// A fixed snapshot (two files).
     Fixed(Source),
@@ -131,6 +145,8 @@ pub enum Feed {
         opts: CaptureOptions,
         interval: Duration,
     },
+    /// The frames of a recording.
+    Replay(Box<Recording>),
 }
 
 /// The worker thread and its control channel.
@@ -140,8 +156,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Start the worker. `baseline` is `None` in live mode without `--baseline`: the first
-    /// capture becomes the baseline.
+    /// Start the worker. `baseline` is `None` in live mode without `--baseline` (the
+    /// first capture becomes the baseline) and in replay without one (frame 0 is).
     pub fn start(
         baseline: Option<Source>,
         feed: Feed,
@@ -154,12 +170,13 @@ impl Worker {
             .spawn(move || {
                 let mut w = State {
                     baseline,
+                    baseline_frame: None,
                     current: None,
-                    feed,
+                    frame: None,
                     know,
                     out,
                 };
-                w.run(rx);
+                w.run(feed, rx);
             })
             .ok();
         Worker { ctl, thread }
@@ -178,22 +195,31 @@ impl Worker {
 
 struct State {
     baseline: Option<Source>,
+    baseline_frame: Option<usize>,
     current: Option<Source>,
-    feed: Feed,
+    frame: Option<usize>,
     know: Knowledge,
     out: Sender<Action>,
 }
 
+/// The name of frame `i` of `rec`: `frame 12 [after-kexec]`.
+fn frame_name(rec: &Recording, i: usize) -> String {
+    match rec.frame_meta(i).map(|m| m.marks) {
+        Some([]) | None => format!("frame {i}"),
+        Some(marks) => format!("frame {i} [{}]", crate::sanitize::inert(&marks.join(", "))),
+    }
+}
+
 impl State {
-    fn run(&mut self, rx: Receiver<Control>) {
-        match self.feed.clone() {
+    fn run(&mut self, feed: Feed, rx: Receiver<Control>) {
+        match feed {
             Feed::Fixed(cur) => {
                 self.current = Some(cur);
                 loop {
                     match rx.recv() {
                         Ok(Control::SetBaseline(p)) => self.set_baseline(&p),
-                        Ok(Control::Refresh) => {}
                         Ok(Control::Stop) | Err(_) => return,
+                        Ok(_) => {}
                     }
                 }
             }
@@ -205,6 +231,7 @@ impl State {
                         Ok(Control::SetBaseline(p)) => self.set_baseline(&p),
                         Ok(Control::Refresh) => due = Instant::now(),
                         Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                        Ok(_) => {}
                         Err(RecvTimeoutError::Timeout) => {
                             if !self.capture(&opts) {
                                 return;
@@ -214,7 +241,124 @@ impl State {
                     }
                 }
             }
+            Feed::Replay(rec) => self.replay(&rec, rx),
         }
+    }
+
+    fn replay(&mut self, rec: &Recording, rx: Receiver<Control>) {
+        if self.baseline.is_none() {
+            self.baseline = Some(Source {
+                name: frame_name(rec, 0),
+                snap: Arc::new(rec.first().clone()),
+            });
+            self.baseline_frame = Some(0);
+        }
+        if !self.seek(rec, 0) {
+            return;
+        }
+        while let Ok(first) = rx.recv() {
+            // Seeks queued behind each other: only the last one is shown.
+            let mut batch = vec![first];
+            while let Ok(c) = rx.try_recv() {
+                batch.push(c);
+            }
+            let last_seek = batch.iter().rposition(|c| matches!(c, Control::Seek(_)));
+            for (i, c) in batch.into_iter().enumerate() {
+                let alive = match c {
+                    Control::Seek(n) if Some(i) == last_seek => self.seek(rec, n),
+                    Control::Seek(_) | Control::Refresh => true,
+                    Control::SetBaseline(p) => {
+                        self.set_baseline(&p);
+                        true
+                    }
+                    Control::BaselineFrame(n) => self.baseline_frame(rec, n),
+                    Control::LastChange { what, frame } => self.last_change(rec, what, frame),
+                    Control::Stop => false,
+                };
+                if !alive {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Show frame `n`; false when the UI is gone.
+    fn seek(&mut self, rec: &Recording, n: usize) -> bool {
+        let t0 = Instant::now();
+        match rec.snapshot(n) {
+            Ok(s) => {
+                self.current = Some(Source {
+                    name: frame_name(rec, n),
+                    snap: Arc::new(s),
+                });
+                self.frame = Some(n);
+                self.send(LoadReason::Refresh, Moving::default(), Some(t0.elapsed()))
+            }
+            Err(e) => self.out.send(Action::Failed(error_chain(&e))).is_ok(),
+        }
+    }
+
+    fn baseline_frame(&mut self, rec: &Recording, n: usize) -> bool {
+        match rec.snapshot(n) {
+            Ok(s) => {
+                self.baseline = Some(Source {
+                    name: frame_name(rec, n),
+                    snap: Arc::new(s),
+                });
+                self.baseline_frame = Some(n);
+                self.send(LoadReason::Baseline, Moving::default(), None)
+            }
+            Err(e) => self.out.send(Action::Failed(error_chain(&e))).is_ok(),
+        }
+    }
+
+    fn last_change(&mut self, rec: &Recording, what: Changed, frame: usize) -> bool {
+        let (label, result) = match &what {
+            Changed::Msrs { cpu, msrs } => {
+                let names: Vec<String> = msrs.iter().map(|m| format!("{m:#x}")).collect();
+                let mut best: Result<Option<usize>, String> = Ok(None);
+                for &m in msrs {
+                    match rec.last_change_msr(*cpu, m, frame) {
+                        Ok(f) => {
+                            if let Ok(b) = &mut best {
+                                *b = (*b).max(f);
+                            }
+                        }
+                        Err(e) => {
+                            best = Err(error_chain(&e));
+                            break;
+                        }
+                    }
+                }
+                (format!("MSR {} on cpu {cpu}", names.join(",")), best)
+            }
+            Changed::Pci { bdf, offset, len } => {
+                let mut best: Result<Option<usize>, String> = Ok(None);
+                for o in *offset..offset.saturating_add(*len) {
+                    match rec.last_change_pci(*bdf, o, frame) {
+                        Ok(f) => {
+                            if let Ok(b) = &mut best {
+                                *b = (*b).max(f);
+                            }
+                        }
+                        Err(e) => {
+                            best = Err(error_chain(&e));
+                            break;
+                        }
+                    }
+                }
+                (
+                    format!("{bdf} config {offset:#x}..{:#x}", offset + len),
+                    best,
+                )
+            }
+        };
+        self.out
+            .send(Action::LastChanged {
+                what: label,
+                result,
+            })
+            .is_ok()
     }
 
     /// One live capture; false when the UI is gone.
@@ -254,12 +398,13 @@ impl State {
         match load_source(path) {
             Ok(b) => {
                 self.baseline = Some(b);
+                self.baseline_frame = None;
                 if self.current.is_some() {
                     self.send(LoadReason::Baseline, Moving::default(), None);
                 }
             }
             Err(e) => {
-                let _ = self.out.send(Action::BaselineFailed(e));
+                let _ = self.out.send(Action::Failed(e));
             }
         }
     }
@@ -275,6 +420,8 @@ impl State {
                 moved,
                 why,
                 took,
+                frame: self.frame,
+                baseline_frame: self.baseline_frame,
             }))
             .is_ok()
     }
