@@ -1330,6 +1330,13 @@ mod replay {
         });
         assert_eq!(s.state().shown, Some(2));
         insta::assert_snapshot!("replay_120x40_planted", screen(&draw(&s.app)));
+        for (w, h) in [(80, 24), (20, 5), (5, 3), (1, 1)] {
+            s.app.update(Action::Resize {
+                width: w,
+                height: h,
+            });
+            let _ = draw(&s.app);
+        }
         s.worker.send(Control::Stop);
     }
 }

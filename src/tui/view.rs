@@ -434,7 +434,10 @@ fn device_detail(ds: &Dataset, bdf: Bdf) -> Detail {
         .flatten()
     {
         if let Some(n) = &side.config_note {
-            notes.push(inert(n).into_owned());
+            let n = inert(n).into_owned();
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
         }
     }
     if let Some(d) = ds.device(bdf) {

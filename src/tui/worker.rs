@@ -74,14 +74,15 @@ fn moved_pci(bdf: Bdf, a: &PciDevice, b: &PciDevice, m: &mut Moving) {
     }
 }
 
-/// Load a snapshot file for the views, naming it by its path.
+/// Load a baseline for the views, naming it by its path: a snapshot, another tool's dump
+/// (imported on the fly), or a frame of a recording (`FILE.rec@N`, `FILE.rec@MARK`).
 pub fn load_source(path: &Path) -> Result<Source, String> {
-    match Snapshot::load(path) {
+    match crate::cli::load_input(path) {
         Ok(s) => Ok(Source {
-            name: path.display().to_string(),
+            name: crate::cli::display_name(path),
             snap: Arc::new(s),
         }),
-        Err(e) => Err(error_chain(&e)),
+        Err(e) => Err(crate::sanitize::inert(&format!("{e:#}")).into_owned()),
     }
 }
 
