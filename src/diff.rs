@@ -757,9 +757,13 @@ fn device_change(bdf: Bdf, b: Option<&PciDevice>, c: Option<&PciDevice>, what: &
 
 /// The device's name from pci.ids, or its class code.
 pub fn device_name(dev: &PciDevice) -> String {
-    match pci_ids::Device::from_vid_pid(dev.vendor, dev.device) {
-        Some(d) => format!("{} {}", d.vendor().name(), d.name()),
-        None => format!("class {:06x}", dev.class),
+    match (
+        crate::pciids::vendor_name(dev.vendor),
+        crate::pciids::device_name(dev.vendor, dev.device),
+    ) {
+        (Some(v), Some(d)) => format!("{v} {d}"),
+        (Some(v), None) => format!("{v} device, class {:06x}", dev.class),
+        _ => format!("class {:06x}", dev.class),
     }
 }
 
@@ -898,6 +902,13 @@ volatile = "counter"
         assert_eq!(d.changed_bits, Some(0x2));
         assert_eq!(d.fields.len(), 1);
         assert_eq!(d.fields[0].name, "HIGH_TEMP_LOG");
+    }
+
+    #[test]
+    fn only_real_mtrr_msrs_are_folded_into_ranges() {
+        // Regression: PERF_GLOBAL_CTRL (0x38f) was taken for a PHYSMASK and dropped.
+        assert!(is_mtrr_msr(0x200) && is_mtrr_msr(0x213) && is_mtrr_msr(0x2ff));
+        assert!(!is_mtrr_msr(0x38f) && !is_mtrr_msr(0x277) && !is_mtrr_msr(0x1fc));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod export;
 pub mod fixture;
 pub mod import;
 pub mod owners;
+pub mod pciids;
 pub mod record;
 pub mod regdb;
 pub mod report;
