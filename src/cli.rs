@@ -47,6 +47,12 @@ pub enum Command {
     /// Turn another tool's dump into a snapshot: lspci hex dumps, /proc/mtrr text, rdmsr
     /// output or coreboot inteltool logs.
     Import(crate::import::ImportArgs),
+    /// Record snapshots over time (live, or assembled from snapshot files) into a recording.
+    Record(crate::record::RecordArgs),
+    /// Replay a recording in the TUI; or list its frames, or export one as a snapshot.
+    Replay(crate::record::ReplayArgs),
+    /// Explore the live machine (or a second snapshot) against a baseline in a terminal UI.
+    Explore(crate::tui::ExploreArgs),
 }
 
 /// Capture options shared by `capture`, `record` and `explore`.
@@ -148,12 +154,19 @@ pub fn main() -> Result<u8> {
         Command::Diff(a) => run_diff(&a),
         Command::Show(a) => run_show(&a),
         Command::Import(args) => crate::import::run(args),
+        Command::Record(a) => crate::record::command::run_record(&a),
+        Command::Replay(a) => crate::record::command::run_replay(&a),
+        Command::Explore(a) => crate::tui::run_explore(&a),
     }
 }
 
 /// Load a snapshot argument: a snapshot file, or any dump `import` understands
 /// (imported on the fly).
 pub fn load_input(path: &Path) -> Result<Snapshot> {
+    // A frame of a recording: `FILE.rec@N` or `FILE.rec@MARK`.
+    if let Some(frame) = path.to_str().and_then(crate::record::load_frame_arg) {
+        return Ok(frame?);
+    }
     Ok(crate::import::load_any(path)?)
 }
 
