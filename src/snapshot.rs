@@ -795,7 +795,16 @@ mod tests {
 
     #[test]
     fn hex_numbers_parse_and_print_as_the_standard_library_does() {
-        for v in [0u64, 1, 0xf, 0x10, 0x1a0, 0x8000_0000, u64::MAX, 0x0123_4567_89ab_cdef] {
+        for v in [
+            0u64,
+            1,
+            0xf,
+            0x10,
+            0x1a0,
+            0x8000_0000,
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
             let mut buf = [0u8; 18];
             assert_eq!(hex_0x(v, &mut buf), format!("{v:#x}"));
             assert_eq!(parse_hex(&format!("{v:#x}")), Some(v));
@@ -811,13 +820,12 @@ mod tests {
     #[test]
     fn bad_msr_maps_are_refused_by_name() {
         let text = sample().to_json();
-        let e = Snapshot::from_json(&text.replace("\"0x1a0\": ", "\"0x1ffffffff\": "))
-            .unwrap_err();
+        let e = Snapshot::from_json(&text.replace("\"0x1a0\": ", "\"0x1ffffffff\": ")).unwrap_err();
         assert!(e.contains("bad MSR index \"0x1ffffffff\""), "{e}");
         let e = Snapshot::from_json(&text.replace("\"0x850089\"", "\"0xq\"")).unwrap_err();
         assert!(e.contains("bad value \"0xq\" for MSR 0x1a0"), "{e}");
-        let e = Snapshot::from_json(&text.replace("\"hex\": \"8680", "\"hex\": \"8g80"))
-            .unwrap_err();
+        let e =
+            Snapshot::from_json(&text.replace("\"hex\": \"8680", "\"hex\": \"8g80")).unwrap_err();
         assert!(e.contains("bad hex byte \"8g\" at 0x0"), "{e}");
     }
 
