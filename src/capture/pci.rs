@@ -44,7 +44,7 @@ fn vanished(e: &io::Error) -> bool {
 }
 
 /// Why a config space is shorter than the device's.
-fn short_config_note(len: usize, live: bool) -> Option<String> {
+pub fn short_config_note(len: usize, live: bool) -> Option<String> {
     match len {
         4096 => None,
         64 if live => {
