@@ -382,7 +382,11 @@ pub fn read_text_file(path: &Path, max: u64) -> Result<String, FileError> {
         source,
     };
     let f = std::fs::File::open(path).map_err(read_err)?;
-    let mut buf = Vec::new();
+    // Sized from the file's length when it has one (a regular file): one allocation and
+    // one copy for a snapshot of many megabytes. The length is only a hint: reading stops
+    // at `max + 1` bytes whatever it says.
+    let hint = f.metadata().map(|m| m.len()).unwrap_or(0).min(max + 1);
+    let mut buf = Vec::with_capacity(hint as usize + 1);
     f.take(max + 1).read_to_end(&mut buf).map_err(read_err)?;
     if buf.len() as u64 > max {
         return Err(FileError::invalid(
