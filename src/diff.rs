@@ -44,7 +44,12 @@ pub fn diff_with(
         hidden_volatile: 0,
     };
     let mut out = Vec::new();
-    let ctx = Ctx { db, owners };
+    let ctx = Ctx {
+        db,
+        owners,
+        keep_volatile: opts.all,
+        hidden: std::cell::Cell::new(0),
+    };
 
     // What both sides carry.
     let has = |s: &Snapshot, what: &str| match what {
@@ -86,6 +91,7 @@ pub fn diff_with(
     }
 
     out.sort_by_cached_key(sort_key);
+    report.hidden_volatile += ctx.hidden.get();
     for d in out {
         if d.volatile.is_some() && !opts.all {
             report.hidden_volatile += 1;
@@ -159,6 +165,16 @@ fn vcnt_of(sections: &[&MsrSection]) -> u32 {
         .unwrap_or(0)
 }
 
+/// Indices unreadable on a side and read on neither, ascending.
+fn unread_only(b: &CpuMsrs, c: &CpuMsrs) -> BTreeSet<u32> {
+    b.unreadable
+        .keys()
+        .chain(c.unreadable.keys())
+        .copied()
+        .filter(|i| !b.values.contains_key(i) && !c.values.contains_key(i))
+        .collect()
+}
+
 /// A snapshot's value of an MSR on a CPU: the value, or why there is none.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
@@ -183,6 +199,10 @@ fn slot(section: &MsrSection, cpu: &CpuMsrs, index: u32) -> Slot {
 struct Ctx<'a> {
     db: &'a RegDb,
     owners: &'a OwnerDb,
+    /// `--all`: volatile divergences are built and shown. Without it, a change of volatile
+    /// bits only is counted here rather than decoded and annotated for nothing.
+    keep_volatile: bool,
+    hidden: std::cell::Cell<usize>,
 }
 
 impl Ctx<'_> {
@@ -249,8 +269,35 @@ impl Ctx<'_> {
                 }
                 groups.entry((index, sb, sc)).or_default().push(*cpu);
             };
-            // The values: a merge join of the two sorted maps. An index read on both sides
-            // with the same value (nearly all of them) needs nothing more.
+            // The values. Both sides nearly always read the same MSRs: walk them in step and
+            // keep the differing values; only when the index sets differ, merge join.
+            if b.values.len() == c.values.len() {
+                let mut differ = Vec::new();
+                let same_keys = b
+                    .values
+                    .iter()
+                    .zip(c.values.iter())
+                    .all(|((kb, vb), (kc, vc))| {
+                        if vb != vc {
+                            differ.push((*kb, *vb, *vc));
+                        }
+                        kb == kc
+                    });
+                if same_keys {
+                    for (index, vb, vc) in differ {
+                        compare(index, Some((vb, vc)));
+                    }
+                    // The same MSRs unreadable on both sides compare to nothing.
+                    if !b.unreadable.keys().eq(c.unreadable.keys()) {
+                        for index in unread_only(b, c) {
+                            compare(index, None);
+                        }
+                    }
+                    continue;
+                }
+            }
+            // A merge join of the two sorted maps. An index read on both sides with the
+            // same value needs nothing more.
             let (mut bi, mut ci) = (b.values.iter().peekable(), c.values.iter().peekable());
             loop {
                 match (bi.peek(), ci.peek()) {
@@ -282,15 +329,7 @@ impl Ctx<'_> {
                     (None, None) => break,
                 }
             }
-            // Indices unreadable on a side and read on neither.
-            let unread: BTreeSet<u32> = b
-                .unreadable
-                .keys()
-                .chain(c.unreadable.keys())
-                .copied()
-                .filter(|i| !b.values.contains_key(i) && !c.values.contains_key(i))
-                .collect();
-            for index in unread {
+            for index in unread_only(b, c) {
                 compare(index, None);
             }
         }
@@ -313,17 +352,20 @@ impl Ctx<'_> {
                 ));
             }
         }
-        // Asymmetry: a register whose CPUs agree in the baseline but not in the current.
-        let mut touched: BTreeSet<u32> = groups.keys().map(|k| k.0).collect();
+        // Asymmetry: a register whose CPUs agree in the baseline but not in the current;
+        // worked out for the registers whose divergences are shown, once each.
         let vcnt = vcnt_of(&[bm, cm]);
-        touched.retain(|i| !is_mtrr_msr(*i, vcnt) || mtrr_fixed_or_ctl(*i));
-        let asym: BTreeMap<u32, String> = touched
-            .iter()
-            .filter_map(|&i| asymmetry(bm, cm, i).map(|a| (i, a)))
-            .collect();
+        let mut asym: BTreeMap<u32, Option<String>> = BTreeMap::new();
         for ((index, sb, sc), cpus) in groups {
             if is_mtrr_msr(index, vcnt) && !mtrr_fixed_or_ctl(index) {
                 continue; // variable ranges are reported decoded, as MTRR ranges
+            }
+            if let (Slot::Value(b), Slot::Value(c), false) = (&sb, &sc, self.keep_volatile) {
+                if (b ^ c) & !self.db.volatile_mask(index) == 0 {
+                    // Volatile bits only: a hidden divergence (as built below, it would be).
+                    self.hidden.set(self.hidden.get() + 1);
+                    continue;
+                }
             }
             let kind = if is_mtrr_msr(index, vcnt) {
                 Kind::Mtrr
@@ -369,7 +411,10 @@ impl Ctx<'_> {
                 }
                 _ => continue,
             }
-            if let Some(a) = asym.get(&index) {
+            if let Some(a) = asym
+                .entry(index)
+                .or_insert_with(|| asymmetry(bm, cm, index))
+            {
                 d.notes.push(a.clone());
             }
             out.push(d);
