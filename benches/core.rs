@@ -180,28 +180,72 @@ fn ns(v: f64) -> String {
     }
 }
 
-fn row(figure: &str, a: &Stats, peer: &str, b: &Stats, r: &Stats, target: &str) {
-    println!(
-        "{figure:<44} {:>9} {:>9} {:>9} | {peer:<14} {:>9} {:>9} {:>9} | {:>5.2}x ({:.2}-{:.2}) {target}",
-        ns(a.min),
-        ns(a.median),
-        ns(a.max),
-        ns(b.min),
-        ns(b.median),
-        ns(b.max),
-        r.median,
-        r.min,
-        r.max
-    );
-}
+/// The rows printed, and written as tab-separated values to `REGDRIFT_BENCH_OUT` when set
+/// (`bench/run` folds them into its table): figure, unit, min, median, max (ns), then for
+/// a paired row the peer, its min, median, max, the ratio of medians and the per-round
+/// ratio range, and the target.
+#[derive(Default)]
+struct Rows(Vec<String>);
 
-fn single(figure: &str, s: &Stats, note: &str) {
-    println!(
-        "{figure:<44} {:>9} {:>9} {:>9} | {note}",
-        ns(s.min),
-        ns(s.median),
-        ns(s.max)
-    );
+impl Rows {
+    /// `s`: regdrift's times, the peer's, and the per-round ratios.
+    fn paired(
+        &mut self,
+        figure: &str,
+        unit: &str,
+        peer: &str,
+        s: &(Stats, Stats, Stats),
+        target: &str,
+    ) {
+        let (a, b, r) = s;
+        println!(
+            "{figure:<46} {:>9} {:>9} {:>9} | {peer:<12} {:>9} {:>9} {:>9} | {:>5.2}x ({:.2}-{:.2}) {target}",
+            ns(a.min),
+            ns(a.median),
+            ns(a.max),
+            ns(b.min),
+            ns(b.median),
+            ns(b.max),
+            r.median,
+            r.min,
+            r.max
+        );
+        self.0.push(format!(
+            "{figure}\t{unit}\t{}\t{}\t{}\t{peer}\t{}\t{}\t{}\t{}\t{}\t{}\t{target}",
+            a.min,
+            a.median,
+            a.max,
+            b.min,
+            b.median,
+            b.max,
+            a.median / b.median,
+            r.min,
+            r.max
+        ));
+    }
+
+    fn single(&mut self, figure: &str, unit: &str, s: &Stats, note: &str) {
+        println!(
+            "{figure:<46} {:>9} {:>9} {:>9} | {note}",
+            ns(s.min),
+            ns(s.median),
+            ns(s.max)
+        );
+        self.0.push(format!(
+            "{figure}\t{unit}\t{}\t{}\t{}\t\t\t\t\t\t\t\t{note}",
+            s.min, s.median, s.max
+        ));
+    }
+
+    fn write(&self) {
+        if let Some(p) = std::env::var_os("REGDRIFT_BENCH_OUT") {
+            let mut text = self.0.join("\n");
+            text.push('\n');
+            if let Err(e) = std::fs::write(&p, text) {
+                eprintln!("{}: {e}", PathBuf::from(p).display());
+            }
+        }
+    }
 }
 
 fn times(rounds: usize, units: usize, mut f: impl FnMut()) -> Stats {
@@ -223,8 +267,9 @@ fn table(m: &Machines) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
+    let mut rows = Rows::default();
     println!(
-        "{:<44} {:>9} {:>9} {:>9} | {:<14} {:>9} {:>9} {:>9} | ratio of medians (per-round min-max)",
+        "{:<46} {:>9} {:>9} {:>9} | {:<12} {:>9} {:>9} {:>9} | ratio of medians (per-round range)",
         "figure (per unit)", "min", "median", "max", "peer", "min", "median", "max"
     );
 
@@ -232,10 +277,9 @@ fn table(m: &Machines) {
     let cpus16: Vec<u32> = (0..16).collect();
     let known = MsrSelection::Known.indices(db).0;
     let o = msr_options(&m.laptop_root, MsrSelection::Known, None);
-    let units = cpus16.len() * known.len();
-    let (a, b, r) = paired(
+    let s = paired(
         rounds,
-        units,
+        cpus16.len() * known.len(),
         || {
             black_box(capture::capture(&o, db).expect("capture"));
         },
@@ -243,23 +287,21 @@ fn table(m: &Machines) {
             black_box(pread_floor(&m.laptop_root, &cpus16, &known));
         },
     );
-    row(
-        &format!("MSR capture, known, 16 CPUs x {} /pair", known.len()),
-        &a,
+    rows.paired(
+        &format!("MSR capture, known set, 16 CPUs x {}", known.len()),
+        "(CPU, MSR)",
         "pread floor",
-        &b,
-        &r,
-        "(target <= 1.3x)",
+        &s,
+        "<= 1.3x",
     );
 
     // MSR scan, 4 CPUs.
     let cpus4: Vec<u32> = (0..4).collect();
     let scan = MsrSelection::Scan.indices(db).0;
     let o = msr_options(&m.laptop_root, MsrSelection::Scan, Some(cpus4.clone()));
-    let units = cpus4.len() * scan.len();
-    let (a, b, r) = paired(
+    let s = paired(
         rounds.div_ceil(2),
-        units,
+        cpus4.len() * scan.len(),
         || {
             black_box(capture::capture(&o, db).expect("capture"));
         },
@@ -267,23 +309,21 @@ fn table(m: &Machines) {
             black_box(pread_floor(&m.laptop_root, &cpus4, &scan));
         },
     );
-    row(
-        &format!("MSR capture, scan, 4 CPUs x {} /pair", scan.len()),
-        &a,
+    rows.paired(
+        &format!("MSR capture, scan, 4 CPUs x {}", scan.len()),
+        "(CPU, MSR)",
         "pread floor",
-        &b,
-        &r,
-        "(target <= 1.3x)",
+        &s,
+        "<= 1.3x",
     );
 
     // MSR capture, big server.
     let cpus256: Vec<u32> = (0..256).collect();
     let list = MsrSelection::List(m.server_msrs.iter().map(|&i| (i, i)).collect());
     let o = msr_options(&m.server_root, list, None);
-    let units = cpus256.len() * m.server_msrs.len();
-    let (a, b, r) = paired(
+    let s = paired(
         rounds.div_ceil(3),
-        units,
+        cpus256.len() * m.server_msrs.len(),
         || {
             black_box(capture::capture(&o, db).expect("capture"));
         },
@@ -291,13 +331,12 @@ fn table(m: &Machines) {
             black_box(pread_floor(&m.server_root, &cpus256, &m.server_msrs));
         },
     );
-    row(
-        &format!("MSR capture, 256 CPUs x {} /pair", m.server_msrs.len()),
-        &a,
+    rows.paired(
+        &format!("MSR capture, 256 CPUs x {}", m.server_msrs.len()),
+        "(CPU, MSR)",
         "pread floor",
-        &b,
-        &r,
-        "(target <= 1.3x)",
+        &s,
+        "<= 1.3x",
     );
 
     // PCI capture and decode of the server's 1000 devices.
@@ -308,24 +347,41 @@ fn table(m: &Machines) {
         pci: true,
     };
     let pci_snap = capture::capture(&o, db).expect("capture");
-    let configs: Vec<&[u8]> = pci_snap
+    let devices: Vec<(regdrift::snapshot::Bdf, &regdrift::snapshot::PciDevice)> = pci_snap
         .pci
         .as_ref()
-        .map(|p| p.devices.values().map(|d| d.config.as_slice()).collect())
+        .map(|p| p.devices.iter().map(|(b, d)| (*b, d)).collect())
         .unwrap_or_default();
-    let devices = configs.len().max(1);
-    single(
-        &format!("PCI capture, {devices} devices /device"),
-        &times(rounds.div_ceil(3), devices, || {
+    let n = devices.len().max(1);
+    rows.single(
+        &format!("PCI capture, {n} devices"),
+        "device",
+        &times(rounds.div_ceil(3), n, || {
             black_box(capture::capture(&o, db).expect("capture"));
         }),
-        "sysfs tree (lspci comparison: bench/run)",
+        "sysfs tree; vs lspci in bench/run",
     );
-    single(
-        &format!("PCI decode (layout), {devices} devices /device"),
-        &times(rounds, devices, || {
-            for c in &configs {
-                black_box(pci::layout(c));
+    rows.single(
+        &format!("PCI decode (layout + fields), {n} devices"),
+        "device",
+        &times(rounds, n, || {
+            for (_, d) in &devices {
+                let l = pci::layout(&d.config);
+                for reg in &l.regs {
+                    if let Some(v) = pci::reg_value(reg, &d.config) {
+                        black_box(pci::decode_reg(reg, v));
+                    }
+                }
+            }
+        }),
+        "",
+    );
+    rows.single(
+        &format!("PCI decode + lspci-like text, {n} devices"),
+        "device",
+        &times(rounds, n, || {
+            for (b, d) in &devices {
+                black_box(regdrift::export::pci_show::render_device(*b, d));
             }
         }),
         "",
@@ -333,15 +389,17 @@ fn table(m: &Machines) {
 
     // Snapshot JSON of the big server.
     let (bj, cj) = &m.server_json;
-    single(
-        &format!("snapshot parse, server ({} MB) /snapshot", bj.len() >> 20),
+    rows.single(
+        &format!("snapshot parse, server ({:.1} MB)", bj.len() as f64 / 1e6),
+        "snapshot",
         &times(rounds.div_ceil(3), 1, || {
             black_box(Snapshot::from_json(bj).expect("parse"));
         }),
         "",
     );
-    single(
-        "snapshot serialize, server /snapshot",
+    rows.single(
+        "snapshot serialize, server",
+        "snapshot",
         &times(rounds.div_ceil(3), 1, || {
             black_box(m.server.baseline.to_json());
         }),
@@ -355,31 +413,40 @@ fn table(m: &Machines) {
         ..DiffOptions::default()
     };
     let (b, c) = (&m.server.baseline, &m.server.current);
-    single(
+    let report = diff(b, c, &opts);
+    rows.single(
         "diff + annotate, server pair (in memory)",
+        "pair",
         &times(rounds, 1, || {
             black_box(diff(b, c, &opts));
         }),
-        "",
+        &format!(
+            "{} divergences, {} volatile hidden",
+            report.divergences.len(),
+            report.hidden_volatile
+        ),
     );
-    let report = diff(b, c, &opts);
-    single(
-        "render text report, server pair",
+    rows.single(
+        "diff + annotate + text report, server pair",
+        "pair",
         &times(rounds, 1, || {
-            black_box(text::render(&report, &text::Style::plain()));
+            let r = diff(b, c, &opts);
+            black_box(text::render(&r, &text::Style::plain()));
         }),
-        &format!("{} divergences", report.divergences.len()),
+        "<= 150 ms",
     );
-    single(
-        "parse both + diff + render, server pair",
+    rows.single(
+        "parse both + diff + report (one thread)",
+        "pair",
         &times(rounds.div_ceil(3), 1, || {
             let b = Snapshot::from_json(bj).expect("parse");
             let c = Snapshot::from_json(cj).expect("parse");
             let r = diff(&b, &c, &opts);
             black_box(text::render(&r, &text::Style::plain()));
         }),
-        "target <= 150 ms (end to end with file reads: bench/run)",
+        "the CLI parses the two side by side: bench/run",
     );
+    rows.write();
 }
 
 fn criterion_groups(c: &mut Criterion, m: &Machines) {

@@ -6,7 +6,8 @@
 //!   (CPU, MSR), `lspci -xxxx` rows per device), for comparing with diff(1);
 //! - `root-baseline/`, `root-current/`: the two states as machine trees for
 //!   `regdrift capture --root` (MSRs 8 apart, as regular files need), `root-msrs.txt`
-//!   (their MSR set as a `--msrs` list) and `root-planted.txt`.
+//!   (their MSR set as a `--msrs` list) and `root-planted.txt`;
+//! - `machine.txt`: the sizes, as `key=value` lines.
 //!
 //! ```text
 //! cargo run --release --example gen_machine -- --size server256 --out /tmp/server
@@ -106,6 +107,14 @@ fn main() -> Result<()> {
         pair.noise.len(),
         t.elapsed()
     );
+    let mut machine = format!(
+        "name={}\ncpus={}\nmsrs={}\ndevices={}\nplanted_registers={}\n",
+        spec.name,
+        spec.cpus,
+        pair.msr_indices.len(),
+        spec.devices,
+        pair.planted_changes().len()
+    );
     if want("snapshots") {
         write("baseline.json", &pair.baseline.to_json())?;
         write("current.json", &pair.current.to_json())?;
@@ -149,6 +158,7 @@ fn main() -> Result<()> {
             synth::write_root(snap, &dir).with_context(|| format!("{}", dir.display()))?;
         }
         write("root-msrs.txt", &(rf.msr_list() + "\n"))?;
+        machine.push_str(&format!("root_msrs={}\n", rf.msr_indices.len()));
         write("root-planted.txt", &rf.describe_planted())?;
         eprintln!(
             "roots: {} CPUs x {} MSRs (8 apart), {} devices, {} planted changes; written in {:.2?}",
@@ -159,5 +169,6 @@ fn main() -> Result<()> {
             t.elapsed()
         );
     }
+    write("machine.txt", &machine)?;
     Ok(())
 }
