@@ -13,6 +13,8 @@
 //! registers exist on root and downstream ports that implement a slot, the root registers on
 //! root ports and event collectors, and the `*2` registers only from capability version 2.
 
+use std::borrow::Cow;
+
 use crate::decode::{extract, Field};
 use crate::regdb::Volatility;
 
@@ -909,18 +911,18 @@ const fn fmt(name: &'static str, mask: u64, f: fn(u64) -> String) -> F {
 }
 
 impl F {
-    fn decode(&self, value: u64) -> Field {
+    fn view(&self, value: u64) -> FieldRef {
         let v = extract(value, self.mask);
         let meaning = match self.kind {
             Kind::Flag | Kind::Num => None,
             Kind::Table(t) => Some(match t.get(v as usize) {
-                Some(s) => (*s).to_string(),
-                None => format!("reserved ({v})"),
+                Some(s) => Cow::Borrowed(*s),
+                None => Cow::Owned(format!("reserved ({v})")),
             }),
-            Kind::Fmt(f) => Some(f(value)),
+            Kind::Fmt(f) => Some(Cow::Owned(f(value))),
         };
-        Field {
-            name: self.name.to_string(),
+        FieldRef {
+            name: self.name,
             mask: self.mask,
             value: v,
             meaning,
@@ -928,24 +930,50 @@ impl F {
     }
 }
 
-/// The named fields of `reg` holding `value`.
-pub fn decode_reg(reg: &PciReg, value: u64) -> Vec<Field> {
-    match reg.key {
-        "header.bar" | "sriov.vf_bar" if reg.name.ends_with(" high)") => {
-            return vec![F {
-                name: "AddressHigh",
-                mask: 0xffff_ffff,
-                kind: Kind::Fmt(|v| format!("{:#x}", v & 0xffff_ffff)),
-            }
-            .decode(value)];
-        }
-        "header.bar" | "sriov.vf_bar" => return bar_fields(value),
-        _ => {}
-    }
-    fields_of(reg).iter().map(|f| f.decode(value)).collect()
+/// A field as [`decode_reg`] gives it, borrowed from the decoder's tables: nothing is
+/// allocated but a formatted meaning. Rendering a thousand devices decodes half a million
+/// fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldRef {
+    pub name: &'static str,
+    pub mask: u64,
+    pub value: u64,
+    pub meaning: Option<Cow<'static, str>>,
 }
 
-fn bar_fields(value: u64) -> Vec<Field> {
+impl From<FieldRef> for Field {
+    fn from(f: FieldRef) -> Field {
+        Field {
+            name: f.name.to_string(),
+            mask: f.mask,
+            value: f.value,
+            meaning: f.meaning.map(Cow::into_owned),
+        }
+    }
+}
+
+/// The named fields of `reg` holding `value`.
+pub fn decode_reg(reg: &PciReg, value: u64) -> Vec<Field> {
+    let mut out = Vec::new();
+    decode_reg_into(reg, value, &mut out);
+    out.into_iter().map(Field::from).collect()
+}
+
+/// [`decode_reg`] into `out` (cleared first), as [`FieldRef`]s.
+pub fn decode_reg_into(reg: &PciReg, value: u64, out: &mut Vec<FieldRef>) {
+    out.clear();
+    let fields = match reg.key {
+        "header.bar" | "sriov.vf_bar" if reg.name.ends_with(" high)") => {
+            const HIGH: &[F] = &[fmt("AddressHigh", 0xffff_ffff, bar_high_addr)];
+            HIGH
+        }
+        "header.bar" | "sriov.vf_bar" => bar_fields(value),
+        _ => fields_of(reg),
+    };
+    out.extend(fields.iter().map(|f| f.view(value)));
+}
+
+fn bar_fields(value: u64) -> &'static [F] {
     const IO: &[F] = &[flag("I/O", 0), fmt("Address", 0xffff_fffc, bar_io_addr)];
     const MEM: &[F] = &[
         flag("I/O", 0),
@@ -953,8 +981,15 @@ fn bar_fields(value: u64) -> Vec<Field> {
         flag("Prefetchable", 3),
         fmt("Address", 0xffff_fff0, bar_mem_addr),
     ];
-    let t = if value & 1 != 0 { IO } else { MEM };
-    t.iter().map(|f| f.decode(value)).collect()
+    if value & 1 != 0 {
+        IO
+    } else {
+        MEM
+    }
+}
+
+fn bar_high_addr(v: u64) -> String {
+    format!("{:#x}", v & 0xffff_ffff)
 }
 
 fn bar_io_addr(v: u64) -> String {

@@ -6,8 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::decode::pci::{self, Capability, Layout, PciReg, CAP_EXP, CAP_PM};
-use crate::decode::Field;
+use crate::decode::pci::{self, Capability, FieldRef, Layout, PciReg, CAP_EXP, CAP_PM};
 use crate::pciids;
 use crate::sanitize::inert;
 use crate::snapshot::{Bdf, PciDevice};
@@ -35,6 +34,7 @@ pub fn render_device(bdf: Bdf, dev: &PciDevice) -> String {
         out.push_str("    The device vanished while it was being read.\n");
     }
 
+    let mut scratch = Scratch::default();
     // Registers by the structure that holds them.
     let mut header: Vec<&PciReg> = Vec::new();
     let mut per_cap: Vec<Vec<&PciReg>> = vec![Vec::new(); layout.caps.len()];
@@ -54,7 +54,7 @@ pub fn render_device(bdf: Bdf, dev: &PciDevice) -> String {
             if matches!(reg.key, "header.ids" | "header.class" | "header.cap_ptr") {
                 continue;
             }
-            register(&mut out, reg, &dev.config);
+            register(&mut out, reg, &dev.config, &mut scratch);
         }
     }
     for (cap, regs) in layout.caps.iter().zip(per_cap) {
@@ -64,7 +64,7 @@ pub fn render_device(bdf: Bdf, dev: &PciDevice) -> String {
             cap_title(cap, &layout, &dev.config)
         );
         for reg in regs {
-            register(&mut out, reg, &dev.config);
+            register(&mut out, reg, &dev.config, &mut scratch);
         }
     }
     if !layout.problems.is_empty() {
@@ -204,13 +204,14 @@ fn cap_title(cap: &Capability, layout: &Layout, config: &[u8]) -> String {
 
 /// One register: `Name: Field+ Field- Field=value`, wrapped at 80 columns. Words are
 /// written into one scratch string: a thousand devices have a hundred thousand of them.
-fn register(out: &mut String, reg: &PciReg, config: &[u8]) {
+fn register(out: &mut String, reg: &PciReg, config: &[u8], scratch: &mut Scratch) {
     let Some(value) = pci::reg_value(reg, config) else {
         return;
     };
-    let fields = pci::decode_reg(reg, value);
+    let Scratch { fields, word: w } = scratch;
+    pci::decode_reg_into(reg, value, fields);
     let mut lines = Lines::new(out, 8, 12);
-    let mut w = String::with_capacity(64);
+    w.clear();
     w.push_str(&reg.name);
     w.push(':');
     lines.word(&w);
@@ -220,24 +221,31 @@ fn register(out: &mut String, reg: &PciReg, config: &[u8]) {
         lines.word(&w);
     } else if let [only] = fields.as_slice() {
         // A register that is one number: `Cache Line Size: 64 bytes`, `NumVFs: 4`.
-        field_text(&mut w, only);
+        field_text(w, only);
         match w.split_once('=') {
             Some((_, v)) => lines.word(v),
-            None => lines.word(&w),
+            None => lines.word(w),
         }
     } else {
-        for f in &fields {
+        for f in fields.iter() {
             w.clear();
-            field_text(&mut w, f);
-            lines.word(&w);
+            field_text(w, f);
+            lines.word(w);
         }
     }
     lines.end();
 }
 
+/// Buffers reused from register to register.
+#[derive(Default)]
+struct Scratch {
+    fields: Vec<FieldRef>,
+    word: String,
+}
+
 /// `Name+`, `Name-`, `Name=meaning`, `Name=5` or `Name=0x1f`, appended to `o`.
-fn field_text(o: &mut String, f: &Field) {
-    o.push_str(&f.name);
+fn field_text(o: &mut String, f: &FieldRef) {
+    o.push_str(f.name);
     match &f.meaning {
         Some(m) => {
             o.push('=');
