@@ -80,3 +80,67 @@ fn text_dumps_hold_a_line_per_register() {
     );
     assert_eq!(text.lines().filter(|l| l.starts_with("0f0:")).count(), 20);
 }
+
+#[test]
+fn many_devices_are_read_in_parallel_as_in_order() {
+    // Enough devices for several reader threads, and entries that are problems among them.
+    let spec = Spec {
+        name: "wide".into(),
+        cpus: 2,
+        msrs: Some(40),
+        devices: 300,
+        seed: 5,
+        layout: synth::MsrLayout::RegularFile,
+    };
+    let pair = synth::generate(&spec);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    synth::write_root(&pair.baseline, &root).unwrap();
+    let bus = root.join("sys/bus/pci/devices");
+    std::fs::create_dir_all(dir.path().join("elsewhere/0000:7f:00.0")).unwrap();
+    for (name, target) in [
+        (
+            "junk",
+            "../../../devices/pci0000:00/0000:00:00.0".to_string(),
+        ),
+        (
+            "0000:7f:00.0",
+            dir.path()
+                .join("elsewhere/0000:7f:00.0")
+                .display()
+                .to_string(),
+        ),
+        ("0000:7f:01.0", "../../../devices/nowhere".to_string()),
+    ] {
+        std::os::unix::fs::symlink(target, bus.join(name)).unwrap();
+    }
+    let mut o = CaptureOptions::new(&root);
+    o.sources = Sources {
+        msr: false,
+        mtrr: false,
+        pci: true,
+    };
+    let snap = capture(&o, RegDb::active()).unwrap();
+    let got = &snap.pci.as_ref().unwrap().devices;
+    let want = &pair.baseline.pci.as_ref().unwrap().devices;
+    assert_eq!(got.len(), 300);
+    for (bdf, d) in want {
+        assert!(got.get(bdf) == Some(d), "{bdf} differs");
+    }
+    // The problems come in the order the directory lists the entries.
+    let listed: Vec<String> = std::fs::read_dir(&bus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| ["junk", "0000:7f:00.0", "0000:7f:01.0"].contains(&n.as_str()))
+        .collect();
+    let reported: Vec<String> = snap
+        .meta
+        .problems
+        .iter()
+        .filter(|p| p.source == "pci")
+        .filter_map(|p| p.path.as_deref())
+        .map(|p| p.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(reported, listed, "{:#?}", snap.meta.problems);
+}

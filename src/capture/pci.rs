@@ -145,38 +145,85 @@ pub fn capture(root: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<P
             return None;
         }
     };
-    let mut devices = BTreeMap::new();
-    let mut links = Links::new(&bus);
-    for entry in entries.flatten() {
+    // Listed first, then read by a few threads (on a live machine every config space is
+    // a thousand dword reads through the PCI config mechanism). Problems keep the order
+    // of the listing whatever thread meets them.
+    let mut listed: Vec<(usize, Bdf, PathBuf)> = Vec::new();
+    let mut found: Vec<(usize, Vec<Problem>)> = Vec::new();
+    for (n, entry) in entries.flatten().enumerate() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let Ok(bdf) = name.parse::<Bdf>() else {
-            problems.push(Problem::new(
-                "pci",
-                Some(&entry.path()),
-                "not a PCI address: skipped",
+            found.push((
+                n,
+                vec![Problem::new(
+                    "pci",
+                    Some(&entry.path()),
+                    "not a PCI address: skipped",
+                )],
             ));
             continue;
         };
-        if devices.len() >= MAX_DEVICES {
-            problems.push(Problem::new(
-                "pci",
-                Some(&bus),
-                format!("more than {MAX_DEVICES} devices: the rest were not read"),
+        if listed.len() >= MAX_DEVICES {
+            found.push((
+                n,
+                vec![Problem::new(
+                    "pci",
+                    Some(&bus),
+                    format!("more than {MAX_DEVICES} devices: the rest were not read"),
+                )],
             ));
             break;
         }
-        let dir = match inside_root(&canon_root, &entry.path(), &mut links) {
-            Ok(d) => d,
-            Err(why) => {
-                problems.push(Problem::new("pci", Some(&entry.path()), why));
-                continue;
-            }
-        };
-        if let Some(dev) = read_device(&canon_root, &dir, live, problems) {
+        listed.push((n, bdf, entry.path()));
+    }
+    let read = |part: &[(usize, Bdf, PathBuf)]| {
+        let mut links = Links::new(&bus);
+        part.iter()
+            .map(|(n, bdf, path)| {
+                let mut problems = Vec::new();
+                let dev = match inside_root(&canon_root, path, &mut links) {
+                    Ok(dir) => read_device(&canon_root, &dir, live, &mut problems),
+                    Err(why) => {
+                        problems.push(Problem::new("pci", Some(path), why));
+                        None
+                    }
+                };
+                (*n, *bdf, dev, problems)
+            })
+            .collect::<Vec<_>>()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(listed.len().div_ceil(64))
+        .max(1);
+    let results = if threads == 1 {
+        read(&listed)
+    } else {
+        let chunk = listed.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = listed
+                .chunks(chunk)
+                .map(|part| s.spawn(|| read(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut devices = BTreeMap::new();
+    for (n, bdf, dev, probs) in results {
+        if !probs.is_empty() {
+            found.push((n, probs));
+        }
+        if let Some(dev) = dev {
             devices.insert(bdf, dev);
         }
     }
+    found.sort_by_key(|(n, _)| *n);
+    problems.extend(found.into_iter().flat_map(|(_, p)| p));
     Some(PciSection { devices })
 }
 
