@@ -214,11 +214,11 @@ fn register(out: &mut String, reg: &PciReg, config: &[u8], scratch: &mut Scratch
     w.clear();
     w.push_str(&reg.name);
     w.push(':');
-    lines.word(&w);
+    lines.word(w);
     w.clear();
     if fields.is_empty() {
         let _ = write!(w, "{:#0width$x}", value, width = 2 + 2 * reg.width as usize);
-        lines.word(&w);
+        lines.word(w);
     } else if let [only] = fields.as_slice() {
         // A register that is one number: `Cache Line Size: 64 bytes`, `NumVFs: 4`.
         field_text(w, only);
