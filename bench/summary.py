@@ -152,23 +152,14 @@ for x in rows:
 
 
 # Memory and CPU growth.
-def timev(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().rpartition(": ")
-            out[k] = v
-    return {
-        "cpu": float(out["User time (seconds)"]) + float(out["System time (seconds)"]),
-        "rss": int(out["Maximum resident set size (kbytes)"]) / 1024,
-        "wall": out["Elapsed (wall clock) time (h:mm:ss or m:ss)"],
-    }
-
-
+with open(os.path.join(RES, "growth.json")) as f:
+    growth = json.load(f)
 print()
-print("Growth (CPU = user + sys, least of 3 runs; RSS = most of 3; units = CPUs x MSRs + devices)")
+print("Growth (CPU = user + sys, least of 3 runs; RSS = /usr/bin/time -v maximum resident set,")
+print("most of 3; units = CPUs x MSRs + devices; capture reads the tree, diff the snapshot pair)")
 print()
-print("| machine | units | capture CPU | capture RSS | diff CPU | diff RSS | capture µs/unit | diff µs/unit | diff KB/unit |")
+print("| machine | units | capture CPU | capture RSS | diff CPU | diff RSS "
+      "| capture µs/unit | diff µs/unit | diff KB/unit |")
 print("|---|---|---|---|---|---|---|---|---|")
 per = {}
 for size in SIZES:
@@ -177,22 +168,24 @@ for size in SIZES:
     diff_units = m["cpus"] * m["msrs"] + m["devices"]
     t = {}
     for what in ("capture", "diff"):
-        runs = [timev(os.path.join(RES, f"time-{size}-{what}-{n}.txt")) for n in (1, 2, 3)]
+        runs = growth[size][what]
         t[what] = (min(r["cpu"] for r in runs), max(r["rss"] for r in runs))
     per[size] = (t, cap_units, diff_units)
     print(
         f"| {size} ({m['cpus']} x {m['msrs']}, {m['devices']} dev) | {diff_units} "
-        f"| {t['capture'][0] * 1e3:.0f} ms | {t['capture'][1]:.1f} MB "
-        f"| {t['diff'][0] * 1e3:.0f} ms | {t['diff'][1]:.1f} MB "
+        f"| {t['capture'][0] * 1e3:.1f} ms | {t['capture'][1]:.1f} MB "
+        f"| {t['diff'][0] * 1e3:.1f} ms | {t['diff'][1]:.1f} MB "
         f"| {t['capture'][0] / cap_units * 1e6:.2f} | {t['diff'][0] / diff_units * 1e6:.2f} "
         f"| {t['diff'][1] * 1024 / diff_units:.2f} |"
     )
 (ts, cs, ds), (tl, cl, dl) = per["server256"], per["laptop16"]
 print()
 print(
-    f"laptop16 -> server256: {ds / dl:.1f}x the units; capture CPU {ts['capture'][0] / tl['capture'][0]:.1f}x, "
-    f"diff CPU {ts['diff'][0] / tl['diff'][0]:.1f}x, diff RSS {ts['diff'][1] / tl['diff'][1]:.1f}x "
-    f"(peak RSS: capture {ts['capture'][1]:.0f} MB, diff {ts['diff'][1]:.0f} MB)"
+    f"laptop16 -> server256: {ds / dl:.1f}x the units; capture CPU "
+    f"{ts['capture'][0] / tl['capture'][0]:.1f}x, diff CPU {ts['diff'][0] / tl['diff'][0]:.1f}x, "
+    f"capture RSS {ts['capture'][1] / tl['capture'][1]:.1f}x, diff RSS "
+    f"{ts['diff'][1] / tl['diff'][1]:.1f}x (peak RSS on the big server: capture "
+    f"{ts['capture'][1]:.0f} MB, diff {ts['diff'][1]:.0f} MB)"
 )
 
 # Snapshot size.
@@ -215,3 +208,20 @@ print(
     f"{size / raw:.2f}x of it. Config space: {stored_hex // 2} of {config_bytes} bytes stored "
     f"({100 * stored_hex / 2 / config_bytes:.0f}%: trailing zeros are not written)."
 )
+
+# The recording's and the TUI's own figures, as their benches print them.
+print()
+print("Recording (benches/record.rs):")
+with open(os.path.join(RES, "record.txt")) as f:
+    for line in f:
+        if line.startswith(("hour", "seek", "open", "append")):
+            print("  " + line.rstrip())
+print("TUI frame render (benches/tui.rs, criterion --quick: [low estimate high]):")
+name = ""
+with open(os.path.join(RES, "tui.txt")) as f:
+    for line in f:
+        head, _, t = line.strip().partition("time:")
+        if head.strip():
+            name = head.strip()
+        if t:
+            print(f"  {name}: {t.strip()}")
