@@ -19,3 +19,4 @@ pub mod regdb;
 pub mod report;
 pub mod sanitize;
 pub mod snapshot;
+pub mod tui;
