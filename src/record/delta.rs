@@ -1164,6 +1164,165 @@ fn section_tag(d: &mut Dec, name: &str) -> Result<SectionChange<()>, ParseError>
     }
 }
 
+/// A register a "when did this last change" query asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Query {
+    Msr { cpu: u32, index: u32 },
+    Pci { bdf: Bdf, offset: u16 },
+}
+
+impl Delta {
+    pub fn touches(&self, q: Query) -> bool {
+        match q {
+            Query::Msr { cpu, index } => self.touches_msr(cpu, index),
+            Query::Pci { bdf, offset } => self.touches_pci(bdf, offset),
+        }
+    }
+
+    /// [`Delta::touches`] on an encoded delta, without building it: no allocation, and
+    /// an MSR query stops at the end of the MSR section. Agrees with decoding then
+    /// asking (a test holds them together).
+    pub(crate) fn encoded_touches(buf: &[u8], q: Query) -> Result<bool, ParseError> {
+        let mut d = Dec::new(buf);
+        match d.u8()? {
+            0 => {}
+            1 => {
+                d.opt_str()?;
+            }
+            2 => {
+                d.str()?;
+            }
+            t => return Err(d.err(format!("bad metadata tag {t}"))),
+        }
+        let (qcpu, qindex) = match q {
+            Query::Msr { cpu, index } => (Some(cpu), index),
+            Query::Pci { .. } => (None, 0),
+        };
+        match section_tag(&mut d, "MSR")? {
+            SectionChange::Unchanged => {}
+            SectionChange::Removed => {
+                if qcpu.is_some() {
+                    return Ok(true);
+                }
+            }
+            SectionChange::Changed(()) => {
+                d.opt_str()?;
+                let n = d.count(1)?;
+                let mut prev = 0;
+                for _ in 0..n {
+                    if Some(get_index(&mut d, &mut prev)?) == qcpu {
+                        return Ok(true);
+                    }
+                }
+                let n = d.count(2)?;
+                let mut prev = 0;
+                for _ in 0..n {
+                    let here = Some(get_index(&mut d, &mut prev)?) == qcpu;
+                    let flags = d.u8()?;
+                    if flags & CPU_PHYS_SOME != 0 {
+                        d.u8()?;
+                    }
+                    let mut hit = false;
+                    if flags & CPU_SET != 0 {
+                        let n = d.count(2)?;
+                        let mut p = 0;
+                        for _ in 0..n {
+                            hit |= get_index(&mut d, &mut p)? == qindex;
+                            d.i()?;
+                        }
+                    }
+                    if flags & CPU_REMOVED != 0 {
+                        let n = d.count(1)?;
+                        let mut p = 0;
+                        for _ in 0..n {
+                            hit |= get_index(&mut d, &mut p)? == qindex;
+                        }
+                    }
+                    if flags & CPU_UNREADABLE_SET != 0 {
+                        let n = d.count(2)?;
+                        let mut p = 0;
+                        for _ in 0..n {
+                            hit |= get_index(&mut d, &mut p)? == qindex;
+                            d.str()?;
+                        }
+                    }
+                    if flags & CPU_UNREADABLE_REMOVED != 0 {
+                        let n = d.count(1)?;
+                        let mut p = 0;
+                        for _ in 0..n {
+                            hit |= get_index(&mut d, &mut p)? == qindex;
+                        }
+                    }
+                    if here && hit {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        let Query::Pci { bdf, offset } = q else {
+            return Ok(false);
+        };
+        if let SectionChange::Changed(()) = section_tag(&mut d, "MTRR")? {
+            d.opt_u8()?;
+            d.opt_str()?;
+        }
+        match section_tag(&mut d, "PCI")? {
+            SectionChange::Unchanged => Ok(false),
+            SectionChange::Removed => Ok(true),
+            SectionChange::Changed(()) => {
+                let n = d.count(4)?;
+                for _ in 0..n {
+                    if get_bdf(&mut d)? == bdf {
+                        return Ok(true);
+                    }
+                }
+                let n = d.count(6)?;
+                for _ in 0..n {
+                    let here = get_bdf(&mut d)? == bdf;
+                    match d.u8()? {
+                        0 => {}
+                        1 => {
+                            d.u16()?;
+                            d.u16()?;
+                            d.u32()?;
+                            d.u8()?;
+                            get_opt_u16(&mut d)?;
+                            get_opt_u16(&mut d)?;
+                            d.opt_str()?;
+                            d.opt_str()?;
+                            d.u8()?;
+                        }
+                        t => return Err(d.err(format!("bad device tag {t}"))),
+                    }
+                    let resized = match d.u8()? {
+                        0 => continue,
+                        1 => false,
+                        2 => {
+                            d.u16()?;
+                            true
+                        }
+                        t => return Err(d.err(format!("bad config tag {t}"))),
+                    };
+                    if here && resized {
+                        return Ok(true);
+                    }
+                    let n = d.count(2)?;
+                    let mut end = 0u64;
+                    for _ in 0..n {
+                        let start = end.saturating_add(d.u()?);
+                        let len = d.bytes()?.len() as u64;
+                        end = start.saturating_add(len);
+                        if here && (start..end).contains(&u64::from(offset)) {
+                            return Ok(true);
+                        }
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1318,6 +1477,57 @@ mod tests {
             .config
             .truncate(256);
         round_trip(&b, &e);
+    }
+
+    #[test]
+    fn skimming_agrees_with_decoding() {
+        let a = snap();
+        let mut b = a.clone();
+        let msr = b.msr.as_mut().unwrap();
+        msr.cpus.remove(&3);
+        let c0 = msr.cpus.get_mut(&0).unwrap();
+        c0.values.insert(0x10, 5);
+        c0.values.remove(&0x1a0);
+        c0.unreadable.insert(0x3a, "EIO".into());
+        c0.phys_bits = Some(39);
+        msr.cpus.get_mut(&1).unwrap().unreadable.remove(&0x1fc);
+        b.mtrr = None;
+        let bdf: Bdf = "00:1f.2".parse().unwrap();
+        let pci = b.pci.as_mut().unwrap();
+        let dev = pci.devices.get_mut(&bdf).unwrap();
+        dev.config[4] = 7;
+        dev.config[9] = 7;
+        dev.driver = None;
+        let mut other = dev.clone();
+        other.config.truncate(256);
+        pci.devices.insert("00:02.0".parse().unwrap(), other);
+        let pairs = [(&a, &b), (&b, &a), (&empty(), &a), (&a, &empty()), (&a, &a)];
+        let bdfs: [Bdf; 3] = [bdf, "00:02.0".parse().unwrap(), "00:03.0".parse().unwrap()];
+        for (x, y) in pairs {
+            let d = Delta::between(x, y);
+            let mut buf = Vec::new();
+            d.encode(&mut buf);
+            for cpu in 0..5 {
+                for index in [0x10, 0x1a0, 0x3a, 0x1fc, 0xc000_0080, 0x99] {
+                    let q = Query::Msr { cpu, index };
+                    assert_eq!(
+                        Delta::encoded_touches(&buf, q).unwrap(),
+                        d.touches(q),
+                        "{q:?}"
+                    );
+                }
+            }
+            for bdf in bdfs {
+                for offset in [0, 4, 5, 9, 10, 0x100, 0xfff] {
+                    let q = Query::Pci { bdf, offset };
+                    assert_eq!(
+                        Delta::encoded_touches(&buf, q).unwrap(),
+                        d.touches(q),
+                        "{q:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
