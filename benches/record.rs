@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use regdrift::record::synth::{Machine, Spec};
-use regdrift::record::{Delta, Recording, RecordingWriter, WriterOptions};
+use regdrift::record::{Delta, Query, Recording, RecordingWriter, WriterOptions};
 use regdrift::snapshot::Snapshot;
 
 fn spec() -> Spec {
@@ -157,21 +157,54 @@ fn report(dir: &Path) {
             "MISSED"
         }
     );
-    let mut walks = Vec::new();
-    for _ in 0..3 {
-        let t = Instant::now();
-        // 0x1a0 on CPU 0 never changes: the query walks back over all 9,999 deltas.
-        black_box(rec.last_change_msr(0, 0x1a0, 9_999).unwrap());
-        walks.push(t.elapsed());
+    // Registers that never change (an MSR the machine does not have, BAR0 which nothing
+    // writes): the query walks back over all 9,999 deltas. CPU 0 comes first in each
+    // delta, CPU 63 last; a PCI query skips the MSR section.
+    let bdf = *rec
+        .first()
+        .pci
+        .as_ref()
+        .unwrap()
+        .devices
+        .keys()
+        .next()
+        .unwrap();
+    let queries = [
+        (
+            "MSR 0x1a0 on CPU 0",
+            Query::Msr {
+                cpu: 0,
+                index: 0x1a0,
+            },
+        ),
+        (
+            "MSR 0x1a0 on CPU 63",
+            Query::Msr {
+                cpu: 63,
+                index: 0x1a0,
+            },
+        ),
+        (
+            "config byte 0x10 of a device",
+            Query::Pci { bdf, offset: 0x10 },
+        ),
+    ];
+    for (what, q) in queries {
+        let mut walks = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            assert_eq!(black_box(rec.last_change(9_999, q).unwrap()), None);
+            walks.push(t.elapsed());
+        }
+        let (lo, med, hi) = stats(walks);
+        println!(
+            "last change of {what}, never changed, from frame 9,999 (walks every delta): \
+             min {} median {} max {}",
+            ms(lo),
+            ms(med),
+            ms(hi)
+        );
     }
-    let (lo, med, hi) = stats(walks);
-    println!(
-        "last change of an MSR that never changed, from frame 9,999 (walks every delta): \
-         min {} median {} max {}",
-        ms(lo),
-        ms(med),
-        ms(hi)
-    );
 }
 
 fn main() {
