@@ -171,17 +171,17 @@ fn report(dir: &Path) {
         .unwrap();
     let queries = [
         (
-            "MSR 0x1a0 on CPU 0",
+            "MSR 0x9999 on CPU 0",
             Query::Msr {
                 cpu: 0,
-                index: 0x1a0,
+                index: 0x9999,
             },
         ),
         (
-            "MSR 0x1a0 on CPU 63",
+            "MSR 0x9999 on CPU 63",
             Query::Msr {
                 cpu: 63,
-                index: 0x1a0,
+                index: 0x9999,
             },
         ),
         (
