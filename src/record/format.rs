@@ -771,6 +771,30 @@ impl Recording {
         Ok(s)
     }
 
+    /// Turn `s`, which must be frame `from`, into frame `to` (later) by applying the
+    /// deltas between: stepping forward (replay's play mode) costs one delta a frame.
+    pub fn advance(&self, s: &mut Snapshot, from: usize, to: usize) -> Result<(), FileError> {
+        if to >= self.frames.len() {
+            return Err(self.no_frame(to));
+        }
+        if to < from {
+            return Err(FileError::invalid(
+                &self.path,
+                format!("cannot advance from frame {from} back to frame {to}"),
+            ));
+        }
+        if from == to {
+            return Ok(());
+        }
+        self.walk(from + 1, to, false, |j, body| {
+            Delta::decode(body)
+                .and_then(|d| d.apply(s))
+                .map_err(|e| self.frame_error(j, e))?;
+            Ok(false)
+        })?;
+        Ok(())
+    }
+
     /// Resolve a frame reference; a mark that several frames carry is an error that lists
     /// them.
     pub fn resolve(&self, r: &FrameRef) -> Result<usize, FileError> {
