@@ -49,8 +49,10 @@ pub enum Command {
     Import(crate::import::ImportArgs),
     /// Record snapshots over time (live, or assembled from snapshot files) into a recording.
     Record(crate::record::RecordArgs),
-    /// Replay a recording: list its frames, or export one as a snapshot.
+    /// Replay a recording in the TUI; or list its frames, or export one as a snapshot.
     Replay(crate::record::ReplayArgs),
+    /// Explore the live machine (or a second snapshot) against a baseline in a terminal UI.
+    Explore(crate::tui::ExploreArgs),
 }
 
 /// Capture options shared by `capture`, `record` and `explore`.
@@ -154,6 +156,7 @@ pub fn main() -> Result<u8> {
         Command::Import(args) => crate::import::run(args),
         Command::Record(a) => crate::record::command::run_record(&a),
         Command::Replay(a) => crate::record::command::run_replay(&a),
+        Command::Explore(a) => crate::tui::run_explore(&a),
     }
 }
 

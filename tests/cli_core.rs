@@ -106,6 +106,33 @@ fn cold_vs_planted_reports_exactly_the_planted_msrs_and_mtrr() {
         .unwrap()
         .iter()
         .any(|o| o["driver"] == "MTRR"));
+    // PCI: decoded registers and fields, with owners and the bound driver.
+    let pci: Vec<(&str, &str, &str, &str)> = divs
+        .iter()
+        .filter(|d| d["kind"] == "pci")
+        .map(|d| {
+            (
+                d["bdf"].as_str().unwrap(),
+                d["name"].as_str().unwrap(),
+                d["fields"][0]["name"].as_str().unwrap(),
+                d["fields"][0]["current_meaning"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pci,
+        [
+            ("0000:00:17.0", "PMCSR", "PowerState", "D3hot"),
+            ("0000:00:1f.6", "Command", "DisINTx", ""),
+            ("0000:00:1f.6", "MSI Control", "Enable", ""),
+        ],
+        "{divs:#?}"
+    );
+    for d in divs.iter().filter(|d| d["kind"] == "pci") {
+        assert!(!d["owners"].as_array().unwrap().is_empty(), "{d:#?}");
+        assert!(d["drivers"]["current"].is_string(), "{d:#?}");
+    }
+    assert_eq!(divs.len(), 6, "exactly what was planted: {divs:#?}");
     // No volatile noise in the default report.
     for d in divs {
         assert!(d.get("volatile").is_none(), "{d:#?}");

@@ -376,8 +376,6 @@ fn lspci_vvv_text_agrees_with_imported_bytes() {
 }
 
 #[test]
-#[ignore = "decode::pci::layout and decode_reg are stubs until the PCI decoder lands; \
-            run with --ignored once they are in"]
 fn decoded_fields_agree_with_lspci_vvv() {
     let mut checked = 0;
     for rel in VERBOSE_DUMPS {

@@ -23,8 +23,9 @@ pub const FIXED: [(u32, u64, u64); 11] = [
     (0x26e, 0xf0000, 0x1000),
     (0x26f, 0xf8000, 0x1000),
 ];
-/// The architectural limit of variable ranges decoded (VCNT is 8 bits).
-pub const MAX_VCNT: u32 = 255;
+/// The most variable ranges decoded: 32 pairs, 0x200–0x23F. VCNT is an 8-bit field, but
+/// the fixed-range MSRs start at 0x250 and no CPU implements more than a few tens.
+pub const MAX_VCNT: u32 = 32;
 
 /// The memory type name, or `type N` for a reserved encoding.
 pub fn type_name(t: u64) -> String {

@@ -51,10 +51,13 @@ pub struct RecordArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("mode").required(true).args(["list", "export_frame"])))]
+#[command(group(ArgGroup::new("mode").args(["list", "export_frame"])))]
 pub struct ReplayArgs {
     /// The recording.
     pub file: PathBuf,
+    /// The baseline for the TUI (default: the first frame).
+    #[arg(long, value_name = "FILE", conflicts_with = "mode")]
+    pub baseline: Option<PathBuf>,
     /// List the frames: number, time, what changed, marks.
     #[arg(long)]
     pub list: bool,
@@ -310,6 +313,9 @@ pub fn record_with(a: &RecordArgs, source: impl FnMut() -> Result<Snapshot>) -> 
 }
 
 pub fn run_replay(a: &ReplayArgs) -> Result<u8> {
+    if !a.list && a.export_frame.is_none() {
+        return crate::tui::run_replay(&a.file, a.baseline.as_deref());
+    }
     let rec = Recording::open(&a.file)?;
     if let Some(w) = rec.warning() {
         eprintln!("regdrift: warning: {}", inert(&w));
