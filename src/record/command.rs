@@ -215,6 +215,9 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
     if files.is_empty() {
         return run_record_live(a);
     }
+    if a.count.is_some() || a.duration.is_some() {
+        bail!("--count and --duration are for live recording, not for snapshot files");
+    }
     if a.mark.len() > files.len() {
         bail!(
             "{} labels given with --mark for {} frame{}",
