@@ -45,12 +45,26 @@ impl Output {
 }
 
 /// Write `bytes` to `path` atomically. The file is created with mode 0644 (less the
-/// umask): never world-writable.
+/// umask): never world-writable. A path that is not a regular file (`/dev/null`, a FIFO,
+/// `/dev/stdout`) is written in place: renaming over it would replace the device. A
+/// symbolic link is followed, so the link stays and its target is replaced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let err = |source| FileError::Write {
         path: path.to_path_buf(),
         source,
     };
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            let mut f = OpenOptions::new().write(true).open(path).map_err(err)?;
+            return f.write_all(bytes).map_err(err);
+        }
+        _ => {}
+    }
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        if let Ok(target) = fs::canonicalize(path) {
+            return write_atomic(&target, bytes);
+        }
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -98,6 +112,29 @@ mod tests {
         assert_eq!(names.len(), 1);
         let mode = fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o002, 0, "never world-writable");
+    }
+
+    #[test]
+    fn devices_are_written_in_place_not_replaced() {
+        // Regression: `-o /dev/null` renamed a regular file over /dev/null.
+        write_atomic(Path::new("/dev/null"), b"discarded").unwrap();
+        let m = fs::metadata("/dev/null").unwrap();
+        assert!(!m.is_file(), "/dev/null is still a device");
+    }
+
+    #[test]
+    fn symlinks_keep_pointing_at_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.json");
+        fs::write(&target, b"old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), b"new");
     }
 
     #[test]

@@ -138,12 +138,25 @@ fn mtrr_state_any(s: &Snapshot) -> bool {
     })
 }
 
-/// Is `index` one of the MTRR MSRs reported as MTRR divergences?
-fn is_mtrr_msr(index: u32) -> bool {
+/// Is `index` one of the MTRR MSRs reported as MTRR divergences, on CPUs with `vcnt`
+/// variable ranges? Past the last PHYSMASK are other registers (IA32_PAT 0x277,
+/// PERF_GLOBAL_CTRL 0x38F…), which are reported as MSRs.
+fn is_mtrr_msr(index: u32, vcnt: u32) -> bool {
     index == mtrr::MTRRCAP
         || index == mtrr::MTRR_DEF_TYPE
-        || (mtrr::PHYSBASE0..mtrr::PHYSBASE0 + 2 * mtrr::MAX_VCNT).contains(&index)
+        || (mtrr::PHYSBASE0..mtrr::PHYSBASE0 + 2 * vcnt.min(mtrr::MAX_VCNT)).contains(&index)
         || mtrr::FIXED.iter().any(|f| f.0 == index)
+}
+
+/// The largest variable-range count (MTRRcap VCNT, bits 7:0) any CPU of either side reports.
+fn vcnt_of(sections: &[&MsrSection]) -> u32 {
+    sections
+        .iter()
+        .flat_map(|m| m.cpus.values())
+        .filter_map(|c| c.values.get(&mtrr::MTRRCAP))
+        .map(|cap| (cap & 0xff) as u32)
+        .max()
+        .unwrap_or(0)
 }
 
 /// A snapshot's value of an MSR on a CPU: the value, or why there is none.
@@ -262,16 +275,17 @@ impl Ctx<'_> {
         }
         // Asymmetry: a register whose CPUs agree in the baseline but not in the current.
         let mut touched: BTreeSet<u32> = groups.keys().map(|k| k.0).collect();
-        touched.retain(|i| !is_mtrr_msr(*i) || mtrr_fixed_or_ctl(*i));
+        let vcnt = vcnt_of(&[bm, cm]);
+        touched.retain(|i| !is_mtrr_msr(*i, vcnt) || mtrr_fixed_or_ctl(*i));
         let asym: BTreeMap<u32, String> = touched
             .iter()
             .filter_map(|&i| asymmetry(bm, cm, i).map(|a| (i, a)))
             .collect();
         for ((index, sb, sc), cpus) in groups {
-            if is_mtrr_msr(index) && !mtrr_fixed_or_ctl(index) {
+            if is_mtrr_msr(index, vcnt) && !mtrr_fixed_or_ctl(index) {
                 continue; // variable ranges are reported decoded, as MTRR ranges
             }
-            let kind = if is_mtrr_msr(index) {
+            let kind = if is_mtrr_msr(index, vcnt) {
                 Kind::Mtrr
             } else {
                 Kind::Msr
@@ -905,10 +919,46 @@ volatile = "counter"
     }
 
     #[test]
+    fn msrs_past_the_variable_mtrrs_are_reported_as_msrs() {
+        // VCNT 8: PHYSBASE0..PHYSMASK7 are 0x200-0x20f. IA32_PAT (0x277) and
+        // PERF_GLOBAL_CTRL (0x38f) lie in 0x200 + 2 * 255 and were once swallowed as MTRRs.
+        let b = snap(
+            "known",
+            &[(
+                0,
+                &[(0xfe, 0x508), (0x277, 0x0407_0506_0007_0106), (0x38f, 0)],
+                &[],
+            )],
+        );
+        let c = snap(
+            "known",
+            &[(
+                0,
+                &[(0xfe, 0x508), (0x277, 0x0007_0406_0007_0406), (0x38f, 3)],
+                &[],
+            )],
+        );
+        let r = run(&b, &c, false);
+        let regs: Vec<(Kind, Option<&str>)> = r
+            .divergences
+            .iter()
+            .map(|d| (d.kind, d.register.as_deref()))
+            .collect();
+        assert_eq!(
+            regs,
+            [(Kind::Msr, Some("0x277")), (Kind::Msr, Some("0x38f"))],
+            "{:#?}",
+            r.divergences
+        );
+    }
+
+    #[test]
     fn only_real_mtrr_msrs_are_folded_into_ranges() {
         // Regression: PERF_GLOBAL_CTRL (0x38f) was taken for a PHYSMASK and dropped.
-        assert!(is_mtrr_msr(0x200) && is_mtrr_msr(0x213) && is_mtrr_msr(0x2ff));
-        assert!(!is_mtrr_msr(0x38f) && !is_mtrr_msr(0x277) && !is_mtrr_msr(0x1fc));
+        assert!(is_mtrr_msr(0x200, 10) && is_mtrr_msr(0x213, 10) && is_mtrr_msr(0x2ff, 10));
+        assert!(!is_mtrr_msr(0x38f, 255) && !is_mtrr_msr(0x277, 255) && !is_mtrr_msr(0x1fc, 10));
+        // Past the VCNT the CPUs report: plain MSRs.
+        assert!(!is_mtrr_msr(0x214, 10) && is_mtrr_msr(0x213, 10));
     }
 
     #[test]

@@ -815,19 +815,28 @@ pub struct RecordingWriter {
 }
 
 fn lock(file: &File, path: &Path) -> Result<(), FileError> {
-    // SAFETY: flock on a descriptor this function borrows; no memory is passed.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            return Err(FileError::invalid(
-                path,
-                "is being written by another regdrift process",
-            ));
+    // A lock can be held for a moment by a process that merely inherited the descriptor
+    // between its fork and its exec (a sibling thread spawning a command): wait up to half
+    // a second before concluding that another writer holds it.
+    for attempt in 0..50 {
+        // SAFETY: flock on a descriptor this function borrows; no memory is passed.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(());
         }
-        // Filesystems without locks: carry on unlocked.
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock {
+            // Filesystems without locks: carry on unlocked.
+            return Ok(());
+        }
+        if attempt < 49 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
-    Ok(())
+    Err(FileError::invalid(
+        path,
+        "is being written by another regdrift process",
+    ))
 }
 
 /// The frame's time: its `captured_at` if it parses, else now.
