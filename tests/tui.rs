@@ -660,6 +660,16 @@ fn moving_registers_are_marked_and_can_be_left_out() {
     a.update(Action::Escape);
     let s = screen(&draw(&a));
     assert!(s.contains("1 moving hidden"), "{s}");
+    // An export says what the moving filter left out.
+    let r = a.shown_report().unwrap();
+    assert_eq!(r.divergences.len(), 3);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("1 divergence left out: on registers seen changing")),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]

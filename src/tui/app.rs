@@ -683,6 +683,7 @@ impl App {
         let shown: HashSet<usize> = self.tree.order.iter().map(|&(_, i)| i).collect();
         let mut r = ds.report.clone();
         let mut hidden_volatile = r.hidden_volatile;
+        let mut hidden_moving = 0usize;
         r.divergences = ds
             .report
             .divergences
@@ -694,12 +695,21 @@ impl App {
                 } else {
                     if d.volatile.is_some() {
                         hidden_volatile += 1;
+                    } else {
+                        hidden_moving += 1;
                     }
                     None
                 }
             })
             .collect();
         r.hidden_volatile = hidden_volatile;
+        if hidden_moving > 0 {
+            r.warnings.push(format!(
+                "{hidden_moving} divergence{} left out: on registers seen changing between \
+                 live captures",
+                if hidden_moving == 1 { "" } else { "s" }
+            ));
+        }
         Some(r)
     }
 
