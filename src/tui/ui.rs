@@ -1120,6 +1120,19 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer, t: Theme) {
                 t.key()
             },
         ));
+        if let Some(r) = &s.record {
+            spans.push(match &r.error {
+                Some(_) => Span::styled("recording stopped  ", t.error()),
+                None => Span::styled(
+                    format!(
+                        "rec {} frame{}  ",
+                        r.frames,
+                        if r.frames == 1 { "" } else { "s" }
+                    ),
+                    t.diverge(),
+                ),
+            });
+        }
     }
     if let Some(ds) = &app.data {
         spans.extend([
