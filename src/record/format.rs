@@ -925,20 +925,29 @@ pub struct RecordingWriter {
     buf: Vec<u8>,
 }
 
+/// Take the writer's lock on the file. A lock held for a moment longer than its writer
+/// (a child forked while the descriptor was open, before its exec closes it) is waited
+/// for briefly; a live writer is refused.
 fn lock(file: &File, path: &Path) -> Result<(), FileError> {
-    // SAFETY: flock on a descriptor this function borrows; no memory is passed.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            return Err(FileError::invalid(
-                path,
-                "is being written by another regdrift process",
-            ));
+    for attempt in 0..10 {
+        // SAFETY: flock on a descriptor this function borrows; no memory is passed.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(());
         }
-        // Filesystems without locks: carry on unlocked.
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock {
+            // Filesystems without locks: carry on unlocked.
+            return Ok(());
+        }
+        if attempt < 9 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    Ok(())
+    Err(FileError::invalid(
+        path,
+        "is being written by another regdrift process",
+    ))
 }
 
 /// The frame's time: its `captured_at` if it parses, else now.
