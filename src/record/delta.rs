@@ -7,7 +7,9 @@
 //!
 //! MSR values are stored as the wrapping difference from the previous value, zigzag
 //! varint encoded: a counter that advanced by a few billion takes 5 bytes rather than 8,
-//! and a flipped low bit takes 1. A whole snapshot is a delta against [`empty`].
+//! and a flipped low bit takes 1. A whole snapshot is a delta against [`empty`]. The MSR
+//! section and each CPU's entry in it are length-prefixed, so that a "when did this last
+//! change" query skips what it does not ask about without decoding it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -877,58 +879,65 @@ impl Delta {
                     put_indices(&mut e, &m.removed_cpus);
                     e.u(m.cpus.len() as u64);
                     let mut prev = 0u32;
+                    let mut entry = Vec::new();
                     for (cpu, c) in &m.cpus {
                         e.u(u64::from(cpu.wrapping_sub(prev)));
                         prev = *cpu;
-                        let flags = match c.phys_bits {
-                            None => 0,
-                            Some(None) => CPU_PHYS_NONE,
-                            Some(Some(_)) => CPU_PHYS_SOME,
-                        } | if c.set.is_empty() { 0 } else { CPU_SET }
-                            | if c.removed.is_empty() { 0 } else { CPU_REMOVED }
-                            | if c.unreadable_set.is_empty() {
-                                0
-                            } else {
-                                CPU_UNREADABLE_SET
-                            }
-                            | if c.unreadable_removed.is_empty() {
-                                0
-                            } else {
-                                CPU_UNREADABLE_REMOVED
-                            }
-                            | match c.regular_file {
+                        // Length-prefixed, so that a query skips other CPUs.
+                        entry.clear();
+                        {
+                            let mut e = Enc(&mut entry);
+                            let flags = match c.phys_bits {
                                 None => 0,
-                                Some(true) => CPU_REGULAR_FILE,
-                                Some(false) => CPU_NOT_REGULAR_FILE,
-                            };
-                        e.u8(flags);
-                        if let Some(Some(b)) = c.phys_bits {
-                            e.u8(b);
-                        }
-                        if !c.set.is_empty() {
-                            e.u(c.set.len() as u64);
-                            let mut p = 0u32;
-                            for (i, add) in &c.set {
-                                e.u(u64::from(i.wrapping_sub(p)));
-                                p = *i;
-                                e.i(*add as i64);
+                                Some(None) => CPU_PHYS_NONE,
+                                Some(Some(_)) => CPU_PHYS_SOME,
+                            } | if c.set.is_empty() { 0 } else { CPU_SET }
+                                | if c.removed.is_empty() { 0 } else { CPU_REMOVED }
+                                | if c.unreadable_set.is_empty() {
+                                    0
+                                } else {
+                                    CPU_UNREADABLE_SET
+                                }
+                                | if c.unreadable_removed.is_empty() {
+                                    0
+                                } else {
+                                    CPU_UNREADABLE_REMOVED
+                                }
+                                | match c.regular_file {
+                                    None => 0,
+                                    Some(true) => CPU_REGULAR_FILE,
+                                    Some(false) => CPU_NOT_REGULAR_FILE,
+                                };
+                            e.u8(flags);
+                            if let Some(Some(b)) = c.phys_bits {
+                                e.u8(b);
+                            }
+                            if !c.set.is_empty() {
+                                e.u(c.set.len() as u64);
+                                let mut p = 0u32;
+                                for (i, add) in &c.set {
+                                    e.u(u64::from(i.wrapping_sub(p)));
+                                    p = *i;
+                                    e.i(*add as i64);
+                                }
+                            }
+                            if !c.removed.is_empty() {
+                                put_indices(&mut e, &c.removed);
+                            }
+                            if !c.unreadable_set.is_empty() {
+                                e.u(c.unreadable_set.len() as u64);
+                                let mut p = 0u32;
+                                for (i, why) in &c.unreadable_set {
+                                    e.u(u64::from(i.wrapping_sub(p)));
+                                    p = *i;
+                                    e.str(why);
+                                }
+                            }
+                            if !c.unreadable_removed.is_empty() {
+                                put_indices(&mut e, &c.unreadable_removed);
                             }
                         }
-                        if !c.removed.is_empty() {
-                            put_indices(&mut e, &c.removed);
-                        }
-                        if !c.unreadable_set.is_empty() {
-                            e.u(c.unreadable_set.len() as u64);
-                            let mut p = 0u32;
-                            for (i, why) in &c.unreadable_set {
-                                e.u(u64::from(i.wrapping_sub(p)));
-                                p = *i;
-                                e.str(why);
-                            }
-                        }
-                        if !c.unreadable_removed.is_empty() {
-                            put_indices(&mut e, &c.unreadable_removed);
-                        }
+                        e.bytes(&entry);
                     }
                 }
                 e.bytes(&body);
@@ -1023,6 +1032,8 @@ impl Delta {
                 let mut prev = 0u32;
                 for _ in 0..n {
                     let cpu = get_index(d, &mut prev)?;
+                    let mut entry = Dec::new(d.bytes()?);
+                    let d = &mut entry;
                     let flags = d.u8()?;
                     let both = CPU_PHYS_NONE | CPU_PHYS_SOME;
                     let file = CPU_REGULAR_FILE | CPU_NOT_REGULAR_FILE;
@@ -1073,6 +1084,7 @@ impl Delta {
                     } else {
                         Vec::new()
                     };
+                    d.finish()?;
                     cpus.push((
                         cpu,
                         CpuDelta {
@@ -1252,7 +1264,11 @@ fn msr_body_touches(body: &[u8], qcpu: u32, qindex: u32) -> Result<bool, ParseEr
         if cpu > qcpu {
             return Ok(false);
         }
-        let here = cpu == qcpu;
+        let entry = d.bytes()?;
+        if cpu != qcpu {
+            continue;
+        }
+        let mut d = Dec::new(entry);
         let flags = d.u8()?;
         if flags & CPU_PHYS_SOME != 0 {
             d.u8()?;
@@ -1288,9 +1304,7 @@ fn msr_body_touches(body: &[u8], qcpu: u32, qindex: u32) -> Result<bool, ParseEr
                 hit |= get_index(&mut d, &mut p)? == qindex;
             }
         }
-        if here {
-            return Ok(hit);
-        }
+        return Ok(hit);
     }
     Ok(false)
 }

@@ -925,11 +925,11 @@ pub struct RecordingWriter {
     buf: Vec<u8>,
 }
 
+/// Take the writer's lock on the file. A lock held for a moment longer than its writer
+/// (a child forked while the descriptor was open, before its exec closes it) is waited
+/// for briefly; a live writer is refused.
 fn lock(file: &File, path: &Path) -> Result<(), FileError> {
-    // A lock can be held for a moment by a process that merely inherited the descriptor
-    // between its fork and its exec (a sibling thread spawning a command): wait up to half
-    // a second before concluding that another writer holds it.
-    for attempt in 0..50 {
+    for attempt in 0..10 {
         // SAFETY: flock on a descriptor this function borrows; no memory is passed.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r == 0 {
@@ -940,8 +940,8 @@ fn lock(file: &File, path: &Path) -> Result<(), FileError> {
             // Filesystems without locks: carry on unlocked.
             return Ok(());
         }
-        if attempt < 49 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        if attempt < 9 {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
     Err(FileError::invalid(
