@@ -97,6 +97,15 @@ pub fn capture(root: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<P
         }
         let dir = match inside_root(&canon_root, &entry.path()) {
             Ok(d) => d,
+            // Listed a moment ago, its directory gone now: removed mid-capture.
+            Err(_) if fs::symlink_metadata(entry.path()).is_ok() && !entry.path().exists() => {
+                problems.push(Problem::new(
+                    "pci",
+                    Some(&entry.path()),
+                    "device vanished during capture",
+                ));
+                continue;
+            }
             Err(why) => {
                 problems.push(Problem::new("pci", Some(&entry.path()), why));
                 continue;

@@ -209,7 +209,7 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
     if !a.append && !a.force && a.output.exists() {
         bail!(
             "{} exists: use --append to add frames to it or --force to replace it",
-            a.output.display()
+            inert(&a.output.display().to_string())
         );
     }
     if files.is_empty() {
@@ -241,7 +241,7 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
         "regdrift: {} frame{} written to {} ({} in all)",
         sink.written(),
         if sink.written() == 1 { "" } else { "s" },
-        a.output.display(),
+        inert(&a.output.display().to_string()),
         total
     );
     Ok(0)
@@ -300,12 +300,12 @@ pub fn record_with(a: &RecordArgs, source: impl FnMut() -> Result<Snapshot>) -> 
         Ok(_) => eprintln!(
             "regdrift: {written} frame{} written to {}",
             if written == 1 { "" } else { "s" },
-            a.output.display()
+            inert(&a.output.display().to_string())
         ),
         Err(_) if written > 0 => eprintln!(
             "regdrift: {written} frame{} written to {} before the error",
             if written == 1 { "" } else { "s" },
-            a.output.display()
+            inert(&a.output.display().to_string())
         ),
         Err(_) => {}
     }

@@ -22,6 +22,7 @@ use crate::snapshot::{
 
 /// Largest config space a run may reach into.
 const MAX_CONFIG: usize = 4096;
+use crate::snapshot::{MAX_CPUS, MAX_PCI_DEVICES};
 
 /// Unchanged bytes tolerated inside one run before a new run starts (a run header costs
 /// two or three bytes).
@@ -655,6 +656,11 @@ fn apply_msr(sec: &mut MsrSection, d: MsrDelta) -> Result<(), ParseError> {
         }
     }
     for (cpu, c) in d.cpus {
+        if sec.cpus.len() >= MAX_CPUS && !sec.cpus.contains_key(&cpu) {
+            return Err(ParseError::new(format!(
+                "adds CPU {cpu} to {MAX_CPUS} CPUs: more than a snapshot may hold"
+            )));
+        }
         let m = sec.cpus.entry(cpu).or_default();
         if let Some(p) = c.phys_bits {
             m.phys_bits = p;
@@ -696,6 +702,11 @@ fn apply_pci(sec: &mut PciSection, d: PciDelta) -> Result<(), ParseError> {
         }
     }
     for (bdf, dd) in d.devices {
+        if sec.devices.len() >= MAX_PCI_DEVICES && !sec.devices.contains_key(&bdf) {
+            return Err(ParseError::new(format!(
+                "adds device {bdf} to {MAX_PCI_DEVICES} devices: more than a snapshot may hold"
+            )));
+        }
         let dev = sec.devices.entry(bdf).or_default();
         if let Some(id) = dd.ident {
             dev.vendor = id.vendor;
@@ -1028,6 +1039,9 @@ impl Delta {
                 let selection = d.opt_str()?.map(str::to_string);
                 let removed_cpus = get_indices(d)?;
                 let n = d.count(2)?;
+                if n > MAX_CPUS {
+                    return Err(d.err(format!("{n} CPUs: more than {MAX_CPUS}")));
+                }
                 let mut cpus = Vec::with_capacity(n);
                 let mut prev = 0u32;
                 for _ in 0..n {
@@ -1123,6 +1137,9 @@ impl Delta {
                     removed.push(get_bdf(d)?);
                 }
                 let n = d.count(6)?;
+                if n > MAX_PCI_DEVICES {
+                    return Err(d.err(format!("{n} PCI devices: more than {MAX_PCI_DEVICES}")));
+                }
                 let mut devices = Vec::with_capacity(n);
                 for _ in 0..n {
                     let bdf = get_bdf(d)?;
