@@ -85,7 +85,7 @@ pub fn diff_with(
         );
     }
 
-    out.sort_by_key(sort_key);
+    out.sort_by_cached_key(sort_key);
     for d in out {
         if d.volatile.is_some() && !opts.all {
             report.hidden_volatile += 1;
@@ -231,27 +231,63 @@ impl Ctx<'_> {
             if b.values == c.values && b.unreadable == c.unreadable {
                 continue;
             }
-            let indices: BTreeSet<u32> = b
-                .values
-                .keys()
-                .chain(b.unreadable.keys())
-                .chain(c.values.keys())
-                .chain(c.unreadable.keys())
-                .copied()
-                .collect();
-            for index in indices {
+            let mut compare = |index: u32| {
                 let (sb, sc) = (slot(bm, b, index), slot(cm, c, index));
                 if sb == sc {
-                    continue;
+                    return;
                 }
                 if sb == Slot::NotRead || sc == Slot::NotRead {
                     not_compared += 1;
-                    continue;
+                    return;
                 }
                 if matches!((&sb, &sc), (Slot::Unreadable(_), Slot::Unreadable(_))) {
-                    continue;
+                    return;
                 }
                 groups.entry((index, sb, sc)).or_default().push(*cpu);
+            };
+            // The values: a merge join of the two sorted maps. An index read on both sides
+            // with the same value (nearly all of them) needs nothing more.
+            let (mut bi, mut ci) = (b.values.iter().peekable(), c.values.iter().peekable());
+            loop {
+                match (bi.peek(), ci.peek()) {
+                    (Some(&(&kb, vb)), Some(&(&kc, vc))) => match kb.cmp(&kc) {
+                        std::cmp::Ordering::Equal => {
+                            if vb != vc {
+                                compare(kb);
+                            }
+                            bi.next();
+                            ci.next();
+                        }
+                        std::cmp::Ordering::Less => {
+                            compare(kb);
+                            bi.next();
+                        }
+                        std::cmp::Ordering::Greater => {
+                            compare(kc);
+                            ci.next();
+                        }
+                    },
+                    (Some(&(&kb, _)), None) => {
+                        compare(kb);
+                        bi.next();
+                    }
+                    (None, Some(&(&kc, _))) => {
+                        compare(kc);
+                        ci.next();
+                    }
+                    (None, None) => break,
+                }
+            }
+            // Indices unreadable on a side and read on neither.
+            let unread: BTreeSet<u32> = b
+                .unreadable
+                .keys()
+                .chain(c.unreadable.keys())
+                .copied()
+                .filter(|i| !b.values.contains_key(i) && !c.values.contains_key(i))
+                .collect();
+            for index in unread {
+                compare(index);
             }
         }
         if not_compared > 0 {

@@ -319,42 +319,35 @@ impl Snapshot {
         }
     }
 
-    /// Parse a snapshot from JSON text; `name` is used in messages only.
+    /// Parse a snapshot from JSON text.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        #[derive(Deserialize)]
-        struct Header {
-            format: Option<serde_json::Value>,
-            version: Option<serde_json::Value>,
-        }
-        // Check the header first, so that a newer or foreign file is refused by name
-        // rather than by the first field it does not understand.
-        let header: Header = match serde_json::from_str(text) {
-            Ok(h) => h,
-            Err(e) => return Err(format!("not a JSON snapshot: {e}")),
-        };
-        match header.format.as_ref().and_then(|f| f.as_str()) {
-            Some(FORMAT) => {}
-            Some(other) => {
-                return Err(format!(
-                    "format is {:?}, expected {FORMAT:?}",
-                    crate::sanitize::inert(other)
-                ))
-            }
-            None => return Err(format!("no \"format\": {FORMAT:?} field: not a snapshot")),
-        }
-        match header.version.as_ref().and_then(|v| v.as_u64()) {
-            Some(v) if v == VERSION as u64 => {}
-            Some(v) if v > VERSION as u64 => {
-                return Err(format!(
-                    "snapshot version {v} is newer than this regdrift understands \
-                     (version {VERSION}); upgrade regdrift"
-                ))
-            }
-            Some(v) => return Err(format!("unknown snapshot version {v}")),
-            None => return Err("no numeric \"version\" field".to_string()),
-        }
+        // One pass for a well-formed file; a file that does not parse is looked at again
+        // for its header, so that a newer or foreign file is refused by name rather than
+        // by the first field it does not understand. Config space is budgeted against the
+        // size of the text while parsing (see `BudgetGuard`).
         let _budget = BudgetGuard::new(text.len());
-        serde_json::from_str(text).map_err(|e| format!("invalid snapshot: {e}"))
+        match serde_json::from_str::<Snapshot>(text) {
+            Ok(snap) => {
+                check_header(
+                    Some(&serde_json::Value::from(snap.format.as_str())),
+                    Some(&serde_json::Value::from(snap.version)),
+                )?;
+                Ok(snap)
+            }
+            Err(e) => {
+                #[derive(Deserialize)]
+                struct Header {
+                    format: Option<serde_json::Value>,
+                    version: Option<serde_json::Value>,
+                }
+                let header: Header = match serde_json::from_str(text) {
+                    Ok(h) => h,
+                    Err(e) => return Err(format!("not a JSON snapshot: {e}")),
+                };
+                check_header(header.format.as_ref(), header.version.as_ref())?;
+                Err(format!("invalid snapshot: {e}"))
+            }
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -399,6 +392,32 @@ impl Snapshot {
     }
 }
 
+/// Refuse a file whose `format` is not a snapshot's or whose `version` is not this one.
+fn check_header(
+    format: Option<&serde_json::Value>,
+    version: Option<&serde_json::Value>,
+) -> Result<(), String> {
+    match format.and_then(|f| f.as_str()) {
+        Some(FORMAT) => {}
+        Some(other) => {
+            return Err(format!(
+                "format is {:?}, expected {FORMAT:?}",
+                crate::sanitize::inert(other)
+            ))
+        }
+        None => return Err(format!("no \"format\": {FORMAT:?} field: not a snapshot")),
+    }
+    match version.and_then(|v| v.as_u64()) {
+        Some(v) if v == VERSION as u64 => Ok(()),
+        Some(v) if v > VERSION as u64 => Err(format!(
+            "snapshot version {v} is newer than this regdrift understands \
+             (version {VERSION}); upgrade regdrift"
+        )),
+        Some(v) => Err(format!("unknown snapshot version {v}")),
+        None => Err("no numeric \"version\" field".to_string()),
+    }
+}
+
 /// Read a whole text file, refusing one larger than `max` bytes and one that is not UTF-8.
 pub fn read_text_file(path: &Path, max: u64) -> Result<String, FileError> {
     use std::io::Read;
@@ -438,7 +457,63 @@ pub fn parse_hex(s: &str) -> Option<u64> {
     if t.is_empty() || t.len() > 16 {
         return None;
     }
-    u64::from_str_radix(t, 16).ok()
+    // Fast path for plain digits (every number a snapshot holds); anything else (a sign)
+    // goes through the standard parser.
+    let mut v = 0u64;
+    for &b in t.as_bytes() {
+        match hex_digit(b) {
+            Some(d) => v = (v << 4) | d as u64,
+            None => return u64::from_str_radix(t, 16).ok(),
+        }
+    }
+    Some(v)
+}
+
+/// The value of one hex digit.
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `v` as `0x…` (lower case, no leading zeros) in `buf`, without the formatting machinery:
+/// snapshots hold hundreds of thousands of these.
+fn hex_0x(v: u64, buf: &mut [u8; 18]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - v.leading_zeros() as usize).div_ceil(4).max(1);
+    buf[0] = b'0';
+    buf[1] = b'x';
+    for i in 0..digits {
+        buf[1 + digits - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[..2 + digits]).unwrap_or("0x0")
+}
+
+/// A hex number of at most `MAX` read from a JSON string without allocating; the text is
+/// kept only when it is not such a number, for the error message.
+struct HexStr<const MAX: u64>(Result<u64, String>);
+
+impl<'de, const MAX: u64> Deserialize<'de> for HexStr<MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MAX: u64>;
+        impl<const MAX: u64> serde::de::Visitor<'_> for V<MAX> {
+            type Value = HexStr<MAX>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a hex number as a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HexStr<MAX>, E> {
+                Ok(HexStr(match parse_hex(v) {
+                    Some(n) if n <= MAX => Ok(n),
+                    _ => Err(v.to_string()),
+                }))
+            }
+        }
+        d.deserialize_str(V::<MAX>)
+    }
 }
 
 macro_rules! hex_fixed {
@@ -494,10 +569,13 @@ mod hex_u32_u64_map {
     use serde::ser::SerializeMap;
     use serde::{Deserializer, Serializer};
 
+    use super::{hex_0x, HexStr};
+
     pub fn serialize<S: Serializer>(m: &BTreeMap<u32, u64>, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(m.len()))?;
-        for (k, v) in m {
-            map.serialize_entry(&format_args!("{k:#x}"), &format_args!("{v:#x}"))?;
+        let (mut kb, mut vb) = ([0u8; 18], [0u8; 18]);
+        for (&k, &v) in m {
+            map.serialize_entry(hex_0x(k as u64, &mut kb), hex_0x(v, &mut vb))?;
         }
         map.end()
     }
@@ -510,19 +588,21 @@ mod hex_u32_u64_map {
                 f.write_str("a map of hex MSR index to hex value")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let mut m = BTreeMap::new();
-                while let Some((k, v)) =
-                    a.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
+                // Collected first and built in one go: the keys come sorted from a
+                // snapshot, and a later duplicate wins as it would on insert.
+                let mut v: Vec<(u32, u64)> = Vec::with_capacity(a.size_hint().unwrap_or(0));
+                while let Some((k, val)) =
+                    a.next_entry::<HexStr<{ u32::MAX as u64 }>, HexStr<{ u64::MAX }>>()?
                 {
-                    let key = super::parse_hex(&k)
-                        .and_then(|k| u32::try_from(k).ok())
-                        .ok_or_else(|| serde::de::Error::custom(format!("bad MSR index {k:?}")))?;
-                    let val = super::parse_hex(&v).ok_or_else(|| {
-                        serde::de::Error::custom(format!("bad value {v:?} for MSR {k}"))
+                    let key =
+                        k.0.map_err(|k| serde::de::Error::custom(format!("bad MSR index {k:?}")))?
+                            as u32;
+                    let val = val.0.map_err(|v| {
+                        serde::de::Error::custom(format!("bad value {v:?} for MSR {key:#x}"))
                     })?;
-                    m.insert(key, val);
+                    v.push((key, val));
                 }
-                Ok(m)
+                Ok(v.into_iter().collect())
             }
         }
         d.deserialize_map(V)
@@ -667,11 +747,12 @@ mod config_bytes {
     }
 
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         let mut hex = String::with_capacity(end * 2);
-        for b in &v[..end] {
-            use std::fmt::Write;
-            let _ = write!(hex, "{b:02x}");
+        for &b in &v[..end] {
+            hex.push(DIGITS[(b >> 4) as usize] as char);
+            hex.push(DIGITS[(b & 0xf) as usize] as char);
         }
         Repr {
             len: v.len(),
@@ -712,10 +793,15 @@ mod config_bytes {
             )));
         }
         let mut out = vec![0u8; r.len];
-        for (i, pair) in h.chunks_exact(2).enumerate() {
-            let s = std::str::from_utf8(pair).map_err(D::Error::custom)?;
-            out[i] = u8::from_str_radix(s, 16)
-                .map_err(|_| D::Error::custom(format!("bad hex byte {s:?} at {i:#x}")))?;
+        for (i, (slot, pair)) in out.iter_mut().zip(h.chunks_exact(2)).enumerate() {
+            *slot = match (super::hex_digit(pair[0]), super::hex_digit(pair[1])) {
+                (Some(hi), Some(lo)) => (hi << 4) | lo,
+                _ => {
+                    let s = std::str::from_utf8(pair).map_err(D::Error::custom)?;
+                    u8::from_str_radix(s, 16)
+                        .map_err(|_| D::Error::custom(format!("bad hex byte {s:?} at {i:#x}")))?
+                }
+            };
         }
         Ok(out)
     }
@@ -806,6 +892,51 @@ mod tests {
         assert!(Snapshot::from_json(&text)
             .unwrap_err()
             .contains("larger than 4096"));
+    }
+
+    #[test]
+    fn hex_numbers_parse_and_print_as_the_standard_library_does() {
+        for v in [
+            0u64,
+            1,
+            0xf,
+            0x10,
+            0x1a0,
+            0x8000_0000,
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
+            let mut buf = [0u8; 18];
+            assert_eq!(hex_0x(v, &mut buf), format!("{v:#x}"));
+            assert_eq!(parse_hex(&format!("{v:#x}")), Some(v));
+            assert_eq!(parse_hex(&format!("{v:X}")), Some(v));
+        }
+        for s in ["", "0x", "xyz", "0x1g", "0x1ffffffffffffffff", "-1"] {
+            assert_eq!(parse_hex(s), None, "{s:?}");
+        }
+        // What u64::from_str_radix accepts beyond plain digits still parses.
+        assert_eq!(parse_hex("+1a"), Some(0x1a));
+    }
+
+    #[test]
+    fn bad_msr_maps_are_refused_by_name() {
+        let text = sample().to_json();
+        let e = Snapshot::from_json(&text.replace("\"0x1a0\": ", "\"0x1ffffffff\": ")).unwrap_err();
+        assert!(e.contains("bad MSR index \"0x1ffffffff\""), "{e}");
+        let e = Snapshot::from_json(&text.replace("\"0x850089\"", "\"0xq\"")).unwrap_err();
+        assert!(e.contains("bad value \"0xq\" for MSR 0x1a0"), "{e}");
+        let e =
+            Snapshot::from_json(&text.replace("\"hex\": \"8680", "\"hex\": \"8g80")).unwrap_err();
+        assert!(e.contains("bad hex byte \"8g\" at 0x0"), "{e}");
+    }
+
+    #[test]
+    fn large_snapshots_round_trip() {
+        let pair = crate::fixture::synth::generate(&crate::fixture::synth::Spec::laptop(2));
+        for s in [&pair.baseline, &pair.current] {
+            let text = s.to_json();
+            assert_eq!(&Snapshot::from_json(&text).unwrap(), s);
+        }
     }
 
     #[test]

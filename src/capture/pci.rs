@@ -2,10 +2,10 @@
 //! `ROOT/sys/devices/...`; each device directory holds `config`, the id files and a
 //! `driver` link. Symlinks are followed only while they stay inside the root.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::snapshot::{Bdf, PciDevice, PciSection, Problem};
 
@@ -15,8 +15,8 @@ const MAX_CONFIG: u64 = 4096;
 pub const MAX_DEVICES: usize = 65536;
 
 /// Resolve `path` and check that it stays under `root` (both canonical).
-fn inside_root(root: &Path, path: &Path) -> Result<PathBuf, String> {
-    let real = fs::canonicalize(path).map_err(|e| e.to_string())?;
+fn inside_root(root: &Path, path: &Path, links: &mut Links) -> Result<PathBuf, String> {
+    let real = links.canonicalize(path).map_err(|e| e.to_string())?;
     if real.starts_with(root) {
         Ok(real)
     } else {
@@ -27,10 +27,80 @@ fn inside_root(root: &Path, path: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// Resolves the bus's device links to what [`fs::canonicalize`] gives, with a few system
+/// calls instead of one per path component: the link is read once, its leading `..`
+/// applied to the canonical bus directory, the directory holding the device canonicalized
+/// once for all the devices in it, and the device's own name checked not to be a link.
+/// Anything else (an absolute target, `..` further in, a link at the end) goes through
+/// `fs::canonicalize`.
+struct Links {
+    bus: Option<PathBuf>,
+    parents: HashMap<PathBuf, Option<PathBuf>>,
+}
+
+impl Links {
+    fn new(bus: &Path) -> Links {
+        Links {
+            bus: fs::canonicalize(bus).ok(),
+            parents: HashMap::new(),
+        }
+    }
+
+    fn canonicalize(&mut self, path: &Path) -> io::Result<PathBuf> {
+        match self.quick(path) {
+            Some(p) => Ok(p),
+            None => fs::canonicalize(path),
+        }
+    }
+
+    fn quick(&mut self, path: &Path) -> Option<PathBuf> {
+        let target = fs::read_link(path).ok()?;
+        let mut base = self.bus.clone()?;
+        let mut parts = target.components().peekable();
+        while parts.next_if_eq(&Component::ParentDir).is_some() {
+            if !base.pop() {
+                return None;
+            }
+        }
+        let mut rest = Vec::new();
+        for c in parts {
+            match c {
+                Component::Normal(n) => rest.push(n),
+                _ => return None,
+            }
+        }
+        let (name, dirs) = rest.split_last()?;
+        base.extend(dirs);
+        let parent = match self.parents.get(&base) {
+            Some(p) => p.clone()?,
+            None => {
+                let p = fs::canonicalize(&base).ok();
+                self.parents.insert(base, p.clone());
+                p?
+            }
+        };
+        let real = parent.join(name);
+        let meta = fs::symlink_metadata(&real).ok()?;
+        (!meta.file_type().is_symlink()).then_some(real)
+    }
+}
+
+/// A small text file (a sysfs attribute): one read when it fits 64 bytes, as sysfs gives
+/// an attribute whole.
 fn read_small(path: &Path) -> io::Result<String> {
-    let mut s = String::new();
-    fs::File::open(path)?.take(4096).read_to_string(&mut s)?;
-    Ok(s)
+    let mut f = fs::File::open(path)?;
+    let mut buf = [0u8; 64];
+    let n = loop {
+        match f.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    let mut bytes = buf[..n].to_vec();
+    if n == buf.len() {
+        f.take(4096 - n as u64).read_to_end(&mut bytes)?;
+    }
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 fn read_hex_file(path: &Path) -> Option<u64> {
@@ -44,7 +114,7 @@ fn vanished(e: &io::Error) -> bool {
 }
 
 /// Why a config space is shorter than the device's.
-fn short_config_note(len: usize, live: bool) -> Option<String> {
+pub fn short_config_note(len: usize, live: bool) -> Option<String> {
     match len {
         4096 => None,
         64 if live => {
@@ -76,6 +146,7 @@ pub fn capture(root: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<P
         }
     };
     let mut devices = BTreeMap::new();
+    let mut links = Links::new(&bus);
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -95,7 +166,7 @@ pub fn capture(root: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<P
             ));
             break;
         }
-        let dir = match inside_root(&canon_root, &entry.path()) {
+        let dir = match inside_root(&canon_root, &entry.path(), &mut links) {
             Ok(d) => d,
             // Listed a moment ago, its directory gone now: removed mid-capture.
             Err(_) if fs::symlink_metadata(entry.path()).is_ok() && !entry.path().exists() => {
@@ -189,4 +260,89 @@ fn read_device(
         },
         vanished: gone,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn links_resolve_as_canonicalize_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let bus = d.join("sys/bus/pci/devices");
+        fs::create_dir_all(&bus).unwrap();
+        fs::create_dir_all(d.join("sys/devices/pci0000:00/0000:00:1f.2")).unwrap();
+        fs::create_dir_all(d.join("outside/dev")).unwrap();
+        fs::create_dir_all(d.join("sys/devices/real")).unwrap();
+        fs::create_dir_all(d.join("sys/devices/real/0000:00:03.0")).unwrap();
+        // A segment directory that is itself a link, and one leading out.
+        symlink("real", d.join("sys/devices/pci0000:01")).unwrap();
+        symlink("../../outside", d.join("sys/devices/pci0000:02")).unwrap();
+        // A device name that is a link.
+        symlink(
+            "../../../outside/dev",
+            d.join("sys/devices/pci0000:00/0000:00:04.0"),
+        )
+        .unwrap();
+        let cases = [
+            (
+                "0000:00:1f.2",
+                "../../../devices/pci0000:00/0000:00:1f.2".to_string(),
+            ),
+            (
+                "0000:00:03.0",
+                "../../../devices/pci0000:01/0000:00:03.0".into(),
+            ),
+            ("0000:00:05.0", "../../../devices/pci0000:02/dev".into()),
+            (
+                "0000:00:04.0",
+                "../../../devices/pci0000:00/0000:00:04.0".into(),
+            ),
+            ("0000:00:06.0", "../../../../outside/dev".into()),
+            (
+                "0000:00:07.0",
+                "../../../devices/./pci0000:00/0000:00:1f.2".into(),
+            ),
+            (
+                "0000:00:08.0",
+                "../../../devices/real/../pci0000:00/0000:00:1f.2".into(),
+            ),
+            ("0000:00:09.0", d.join("outside/dev").display().to_string()),
+            ("0000:00:0a.0", "../../../devices/pci0000:00/missing".into()),
+            ("0000:00:0b.0", "../../../../../../../../../../../..".into()),
+        ];
+        for (name, target) in &cases {
+            symlink(target, bus.join(name)).unwrap();
+        }
+        let mut links = Links::new(&bus);
+        for (name, target) in &cases {
+            let p = bus.join(name);
+            let want = fs::canonicalize(&p).map_err(|e| e.kind());
+            let got = links.canonicalize(&p).map_err(|e| e.kind());
+            assert_eq!(got, want, "{name} -> {target}");
+        }
+        // The resolution is used for the root check: the links leading out are refused.
+        let root = fs::canonicalize(d).unwrap().join("sys");
+        assert!(inside_root(&root, &bus.join("0000:00:1f.2"), &mut links).is_ok());
+        assert!(inside_root(&root, &bus.join("0000:00:03.0"), &mut links).is_ok());
+        for name in ["0000:00:05.0", "0000:00:04.0", "0000:00:06.0"] {
+            let e = inside_root(&root, &bus.join(name), &mut links).unwrap_err();
+            assert!(e.contains("out of the root"), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn small_files_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vendor");
+        fs::write(&p, "0x8086\n").unwrap();
+        assert_eq!(read_small(&p).unwrap(), "0x8086\n");
+        let long = "x".repeat(5000);
+        fs::write(&p, &long).unwrap();
+        assert_eq!(read_small(&p).unwrap(), long[..4096]);
+        fs::write(&p, [0x30, 0xff, 0x30]).unwrap();
+        assert!(read_small(&p).is_err());
+    }
 }

@@ -70,7 +70,9 @@ pub fn render_device(bdf: Bdf, dev: &PciDevice) -> String {
     if !layout.problems.is_empty() {
         out.push_str("    Problems:\n");
         for p in &layout.problems {
-            wrap(&mut out, 8, 12, p.split(' ').map(str::to_string));
+            let mut lines = Lines::new(&mut out, 8, 12);
+            lines.words(p);
+            lines.end();
         }
     }
     out
@@ -89,25 +91,32 @@ fn identity(out: &mut String, bdf: Bdf, dev: &PciDevice) {
         Some(n) => n.to_string(),
         None => format!("Device {:04x}", dev.device),
     };
-    let mut words: Vec<String> = Vec::new();
-    words.push(bdf.to_string());
-    words.extend(
-        ascii(&format!("{class_label}:"))
-            .split(' ')
-            .map(str::to_string),
-    );
-    words.extend(ascii(vendor).split(' ').map(str::to_string));
-    words.extend(ascii(&device).split(' ').map(str::to_string));
-    words.push(format!("[{:04x}:{:04x}]", dev.vendor, dev.device));
-    words.push(format!("(rev {:02x})", dev.revision));
+    let mut lines = Lines::new(out, 0, 8);
+    let mut w = String::new();
+    let _ = write!(w, "{bdf}");
+    lines.word(&w);
+    lines.words(&ascii(&format!("{class_label}:")));
+    lines.words(&ascii(vendor));
+    lines.words(&ascii(&device));
+    w.clear();
+    let _ = write!(w, "[{:04x}:{:04x}]", dev.vendor, dev.device);
+    lines.word(&w);
+    w.clear();
+    let _ = write!(w, "(rev {:02x})", dev.revision);
+    lines.word(&w);
     if class & 0xff != 0 {
-        let prog = match pciids::prog_if_name(class) {
-            Some(n) => format!("(prog-if {:02x} [{}])", class & 0xff, ascii(n)),
-            None => format!("(prog-if {:02x})", class & 0xff),
-        };
-        words.push(prog);
+        w.clear();
+        match pciids::prog_if_name(class) {
+            Some(n) => {
+                let _ = write!(w, "(prog-if {:02x} [{}])", class & 0xff, ascii(n));
+            }
+            None => {
+                let _ = write!(w, "(prog-if {:02x})", class & 0xff);
+            }
+        }
+        lines.word(&w);
     }
-    wrap(out, 0, 8, words.into_iter());
+    lines.end();
     if let (Some(sv), Some(sd)) = (dev.subsystem_vendor, dev.subsystem_device) {
         if sv != 0 || sd != 0 {
             let name = match pciids::subsystem_name(dev.vendor, dev.device, sv, sd) {
@@ -117,10 +126,11 @@ fn identity(out: &mut String, bdf: Bdf, dev: &PciDevice) {
                     None => format!("Device {sd:04x}"),
                 },
             };
-            let mut words: Vec<String> = vec!["Subsystem:".to_string()];
-            words.extend(ascii(&name).split(' ').map(str::to_string));
-            words.push(format!("[{sv:04x}:{sd:04x}]"));
-            wrap(out, 4, 8, words.into_iter());
+            let mut lines = Lines::new(out, 4, 8);
+            lines.word("Subsystem:");
+            lines.words(&ascii(&name));
+            lines.word(&format!("[{sv:04x}:{sd:04x}]"));
+            lines.end();
         }
     }
 }
@@ -192,73 +202,123 @@ fn cap_title(cap: &Capability, layout: &Layout, config: &[u8]) -> String {
     format!("[{at:02x}] {name}")
 }
 
-/// One register: `Name: Field+ Field- Field=value`, wrapped at 80 columns.
+/// One register: `Name: Field+ Field- Field=value`, wrapped at 80 columns. Words are
+/// written into one scratch string: a thousand devices have a hundred thousand of them.
 fn register(out: &mut String, reg: &PciReg, config: &[u8]) {
     let Some(value) = pci::reg_value(reg, config) else {
         return;
     };
     let fields = pci::decode_reg(reg, value);
-    let mut words: Vec<String> = vec![format!("{}:", reg.name)];
+    let mut lines = Lines::new(out, 8, 12);
+    let mut w = String::with_capacity(64);
+    w.push_str(&reg.name);
+    w.push(':');
+    lines.word(&w);
+    w.clear();
     if fields.is_empty() {
-        words.push(format!("{:#0w$x}", value, w = 2 + 2 * reg.width as usize));
+        let _ = write!(w, "{:#0width$x}", value, width = 2 + 2 * reg.width as usize);
+        lines.word(&w);
     } else if let [only] = fields.as_slice() {
         // A register that is one number: `Cache Line Size: 64 bytes`, `NumVFs: 4`.
-        let text = field_text(only);
-        match (&only.meaning, text.split_once('=')) {
-            (_, Some((_, v))) => words.push(v.to_string()),
-            (None, None) => words.push(text),
-            (Some(_), None) => words.push(text),
+        field_text(&mut w, only);
+        match w.split_once('=') {
+            Some((_, v)) => lines.word(v),
+            None => lines.word(&w),
         }
     } else {
-        words.extend(fields.iter().map(field_text));
+        for f in &fields {
+            w.clear();
+            field_text(&mut w, f);
+            lines.word(&w);
+        }
     }
-    wrap(out, 8, 12, words.into_iter());
+    lines.end();
 }
 
-fn field_text(f: &Field) -> String {
-    let single_bit = f.mask.count_ones() == 1;
+/// `Name+`, `Name-`, `Name=meaning`, `Name=5` or `Name=0x1f`, appended to `o`.
+fn field_text(o: &mut String, f: &Field) {
+    o.push_str(&f.name);
     match &f.meaning {
-        Some(m) => format!("{}={}", f.name, ascii(m)),
-        None if single_bit => format!("{}{}", f.name, if f.value != 0 { '+' } else { '-' }),
-        None if f.value < 0x10 => format!("{}={}", f.name, f.value),
-        None => format!("{}={:#x}", f.name, f.value),
+        Some(m) => {
+            o.push('=');
+            push_ascii(o, m);
+        }
+        None if f.mask.count_ones() == 1 => o.push(if f.value != 0 { '+' } else { '-' }),
+        None if f.value < 0x10 => {
+            let _ = write!(o, "={}", f.value);
+        }
+        None => {
+            let _ = write!(o, "={:#x}", f.value);
+        }
     }
 }
 
-/// Append `words` as lines of at most 80 columns: the first line indented by `first`,
-/// the next ones by `rest`. A single word longer than a line stands alone.
-fn wrap(out: &mut String, first: usize, rest: usize, words: impl Iterator<Item = String>) {
-    let mut col = 0;
-    let mut line_start = true;
-    let mut indent = first;
-    for w in words {
-        if w.is_empty() {
-            continue;
+/// Words laid out in lines of at most 80 columns: the first line indented by `first`, the
+/// next ones by `rest`. A single word longer than a line stands alone; empty words are
+/// skipped.
+struct Lines<'a> {
+    out: &'a mut String,
+    col: usize,
+    line_start: bool,
+    indent: usize,
+    rest: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(out: &'a mut String, first: usize, rest: usize) -> Self {
+        Lines {
+            out,
+            col: 0,
+            line_start: true,
+            indent: first,
+            rest,
         }
-        if !line_start && col + 1 + w.len() > WIDTH {
-            out.push('\n');
-            line_start = true;
-            indent = rest;
-        }
-        if line_start {
-            out.extend(std::iter::repeat_n(' ', indent));
-            col = indent;
-            line_start = false;
-        } else {
-            out.push(' ');
-            col += 1;
-        }
-        out.push_str(&w);
-        col += w.len();
     }
-    if !line_start {
-        out.push('\n');
+
+    fn word(&mut self, w: &str) {
+        if w.is_empty() {
+            return;
+        }
+        if !self.line_start && self.col + 1 + w.len() > WIDTH {
+            self.out.push('\n');
+            self.line_start = true;
+            self.indent = self.rest;
+        }
+        if self.line_start {
+            self.out.extend(std::iter::repeat_n(' ', self.indent));
+            self.col = self.indent;
+            self.line_start = false;
+        } else {
+            self.out.push(' ');
+            self.col += 1;
+        }
+        self.out.push_str(w);
+        self.col += w.len();
+    }
+
+    /// The words of `text`, split at single spaces.
+    fn words(&mut self, text: &str) {
+        for w in text.split(' ') {
+            self.word(w);
+        }
+    }
+
+    fn end(self) {
+        if !self.line_start {
+            self.out.push('\n');
+        }
     }
 }
 
 /// `s` with everything outside printable ASCII written as an escape.
 fn ascii(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
+    push_ascii(&mut o, s);
+    o
+}
+
+/// [`ascii`], appended to `o`.
+fn push_ascii(o: &mut String, s: &str) {
     for c in s.chars() {
         if c == ' ' || c.is_ascii_graphic() {
             o.push(c);
@@ -268,7 +328,6 @@ fn ascii(s: &str) -> String {
             let _ = write!(o, "\\u{{{:x}}}", c as u32);
         }
     }
-    o
 }
 
 #[cfg(test)]
