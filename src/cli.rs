@@ -197,14 +197,29 @@ fn run_capture(a: &CaptureArgs) -> Result<u8> {
 }
 
 fn run_diff(a: &DiffArgs) -> Result<u8> {
-    let b = load_input(&a.baseline)?;
-    let c = load_input(&a.current)?;
+    // The two inputs load side by side (parsing two big snapshots is most of a diff's
+    // time), the register database and the owner table with them.
+    let (b, c) = std::thread::scope(|s| {
+        let current = s.spawn(|| {
+            let c = load_input(&a.current);
+            let _ = (RegDb::active(), OwnerDb::active());
+            c
+        });
+        let b = load_input(&a.baseline);
+        let c = current
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (b, c)
+    });
+    let (b, c) = (b?, c?);
     let opts = DiffOptions {
         all: a.all,
         baseline_name: display_name(&a.baseline),
         current_name: display_name(&a.current),
     };
     let report = diff::diff(&b, &c, &opts);
+    // Freeing two big snapshots takes a while too: let it overlap the rendering.
+    let dropper = std::thread::spawn(move || drop((b, c)));
     let out = Output::from_arg(a.output.as_deref());
     let format = a.format.unwrap_or_else(|| match &out {
         Output::File(p) => Format::from_file_name(&p.to_string_lossy()),
@@ -220,6 +235,7 @@ fn run_diff(a: &DiffArgs) -> Result<u8> {
         f => export::render(&report, f),
     };
     out.write(text.as_bytes())?;
+    let _ = dropper.join();
     Ok(if report.significant().next().is_some() {
         1
     } else {

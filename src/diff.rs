@@ -231,8 +231,12 @@ impl Ctx<'_> {
             if b.values == c.values && b.unreadable == c.unreadable {
                 continue;
             }
-            let mut compare = |index: u32| {
-                let (sb, sc) = (slot(bm, b, index), slot(cm, c, index));
+            // `known`: both values, when the merge join below has them at hand.
+            let mut compare = |index: u32, known: Option<(u64, u64)>| {
+                let (sb, sc) = match known {
+                    Some((vb, vc)) => (Slot::Value(vb), Slot::Value(vc)),
+                    None => (slot(bm, b, index), slot(cm, c, index)),
+                };
                 if sb == sc {
                     return;
                 }
@@ -253,26 +257,26 @@ impl Ctx<'_> {
                     (Some(&(&kb, vb)), Some(&(&kc, vc))) => match kb.cmp(&kc) {
                         std::cmp::Ordering::Equal => {
                             if vb != vc {
-                                compare(kb);
+                                compare(kb, Some((*vb, *vc)));
                             }
                             bi.next();
                             ci.next();
                         }
                         std::cmp::Ordering::Less => {
-                            compare(kb);
+                            compare(kb, None);
                             bi.next();
                         }
                         std::cmp::Ordering::Greater => {
-                            compare(kc);
+                            compare(kc, None);
                             ci.next();
                         }
                     },
                     (Some(&(&kb, _)), None) => {
-                        compare(kb);
+                        compare(kb, None);
                         bi.next();
                     }
                     (None, Some(&(&kc, _))) => {
-                        compare(kc);
+                        compare(kc, None);
                         ci.next();
                     }
                     (None, None) => break,
@@ -287,7 +291,7 @@ impl Ctx<'_> {
                 .filter(|i| !b.values.contains_key(i) && !c.values.contains_key(i))
                 .collect();
             for index in unread {
-                compare(index);
+                compare(index, None);
             }
         }
         if not_compared > 0 {

@@ -432,7 +432,10 @@ pub fn read_text_file(path: &Path, max: u64) -> Result<String, FileError> {
     if f.metadata().is_ok_and(|m| m.is_file() && m.len() > max) {
         return Err(too_large());
     }
-    let mut buf = Vec::new();
+    // Sized from the file's length when it has one: one allocation for a big snapshot.
+    // The length is only a hint: reading stops at `max + 1` bytes whatever it says.
+    let hint = f.metadata().map(|m| m.len()).unwrap_or(0).min(max + 1);
+    let mut buf = Vec::with_capacity(hint as usize + 1);
     f.take(max + 1).read_to_end(&mut buf).map_err(read_err)?;
     if buf.len() as u64 > max {
         return Err(too_large());

@@ -3,7 +3,6 @@
 //! such, never as 0. Each CPU is read by its own thread, pinned to that CPU on a live
 //! system so that every read is local (no inter-processor interrupt per read).
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -198,17 +197,16 @@ pub fn read_cpu(
     list_unreadable: bool,
     tick: &dyn Fn(u64),
 ) -> CpuMsrs {
-    let mut values = BTreeMap::new();
-    let mut unreadable = BTreeMap::new();
+    // Collected in order and built in one go (a later duplicate wins, as on insert).
+    let mut values = Vec::with_capacity(indices.len());
+    let mut unreadable = Vec::new();
     let mut since = 0u64;
     for &i in indices {
         match reader.read(i) {
-            Ok(v) => {
-                values.insert(i, v);
-            }
+            Ok(v) => values.push((i, v)),
             Err(why) => {
                 if list_unreadable {
-                    unreadable.insert(i, why);
+                    unreadable.push((i, why));
                 }
             }
         }
@@ -220,8 +218,8 @@ pub fn read_cpu(
     }
     tick(since);
     CpuMsrs {
-        values,
-        unreadable,
+        values: values.into_iter().collect(),
+        unreadable: unreadable.into_iter().collect(),
         phys_bits: None,
         regular_file: reader.regular_file(),
     }

@@ -335,14 +335,17 @@ mod tests {
 
     #[test]
     fn small_files_read_whole() {
+        // Files made through the fixture builder: capture code writes nothing.
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("vendor");
-        fs::write(&p, "0x8086\n").unwrap();
+        let f = crate::fixture::FixtureRoot::new(dir.path()).unwrap();
+        let p = dir.path().join("proc/mtrr");
+        f.proc_mtrr("0x8086\n").unwrap();
         assert_eq!(read_small(&p).unwrap(), "0x8086\n");
         let long = "x".repeat(5000);
-        fs::write(&p, &long).unwrap();
+        f.proc_mtrr(&long).unwrap();
         assert_eq!(read_small(&p).unwrap(), long[..4096]);
-        fs::write(&p, [0x30, 0xff, 0x30]).unwrap();
-        assert!(read_small(&p).is_err());
+        // Not UTF-8.
+        f.msrs(0, &[(0, 0x30ff30)]).unwrap();
+        assert!(read_small(&dir.path().join("dev/cpu/0/msr")).is_err());
     }
 }

@@ -47,8 +47,8 @@ pub fn render(s: &Snapshot, name: &str) -> String {
             );
         }
     }
-    let db = RegDb::active();
     if let Some(msr) = &s.msr {
+        let db = RegDb::active();
         let _ = writeln!(
             o,
             "\nMSRs ({}), {} CPUs: {}",

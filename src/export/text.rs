@@ -51,6 +51,13 @@ impl Style {
 
 /// Wrap `text` to the report width with `indent` (first line) and `cont` (the rest).
 fn wrap(out: &mut String, text: &str, indent: &str, cont: &str) {
+    if fits_one_line(text, indent) {
+        // Most lines of a report: what the line breaker would give, without it.
+        out.push_str(indent);
+        out.push_str(text);
+        out.push('\n');
+        return;
+    }
     let opts = textwrap::Options::new(WIDTH)
         .initial_indent(indent)
         .subsequent_indent(cont)
@@ -59,6 +66,18 @@ fn wrap(out: &mut String, text: &str, indent: &str, cont: &str) {
         out.push_str(&line);
         out.push('\n');
     }
+}
+
+/// `text` after `indent` is one line that textwrap would leave as it is: printable ASCII
+/// single-spaced words, short enough.
+fn fits_one_line(text: &str, indent: &str) -> bool {
+    !text.is_empty()
+        && indent.len() + text.len() <= WIDTH
+        && indent.bytes().all(|b| b == b' ')
+        && text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ")
 }
 
 fn value(v: &Option<Value>) -> String {
@@ -229,6 +248,51 @@ pub fn render_divergence(out: &mut String, number: usize, d: &Divergence, st: &S
         );
         if !o.note.is_empty() {
             wrap(out, &st.dim(&inert(&o.note)), "           ", "           ");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slow(text: &str, indent: &str, cont: &str) -> String {
+        let opts = textwrap::Options::new(WIDTH)
+            .initial_indent(indent)
+            .subsequent_indent(cont)
+            .break_words(true);
+        let mut out = String::new();
+        for line in textwrap::wrap(text, opts) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn short_lines_wrap_as_textwrap_does() {
+        let long = "word ".repeat(30);
+        let texts = [
+            "MSR 0x1fc MSR_IA32_POWER_CTL, cpus 0-255",
+            "a",
+            "x".repeat(80).leak(),
+            "x".repeat(74).leak(),
+            "x".repeat(75).leak(),
+            "two  spaces",
+            " leading",
+            "trailing ",
+            "tab\there",
+            "new\nline",
+            "caf\u{e9} 1",
+            long.trim_end(),
+            "",
+        ];
+        for indent in ["", "  ", "      "] {
+            for t in texts {
+                let mut fast = String::new();
+                wrap(&mut fast, t, indent, "        ");
+                assert_eq!(fast, slow(t, indent, "        "), "{t:?} after {indent:?}");
+            }
         }
     }
 }
