@@ -27,8 +27,50 @@ pub const FORMAT: &str = "regdrift-snapshot";
 pub const VERSION: u32 = 1;
 
 /// The largest snapshot file regdrift will open (a 256-CPU server with a thousand devices
-/// is ~15 MiB).
-pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// is ~15 MiB); the same as the largest dump `import` reads.
+pub const MAX_FILE_BYTES: u64 = 128 << 20;
+
+/// The most CPUs a snapshot may hold (Linux on x86 supports at most 8192).
+pub const MAX_CPUS: usize = 65_536;
+
+/// The most PCI devices a snapshot may hold (a whole PCI domain holds 65536 functions;
+/// the largest servers have a few thousand).
+pub const MAX_PCI_DEVICES: usize = 65_536;
+
+/// Config space in a snapshot is at most this many bytes for each byte of its JSON (plus
+/// [`CONFIG_SLACK`]): a `{"len": 4096, "hex": ""}` of 22 bytes stands for 4096 bytes, so
+/// without a budget a small file could claim gigabytes. Real snapshots hold one to ten
+/// bytes of config space per byte of JSON (a 4 KiB space whose only non-zero bytes are
+/// its 64-byte header takes about 250 bytes). With [`MAX_PCI_DEVICES`], config space
+/// never takes more than 256 MiB.
+pub const CONFIG_BYTES_PER_JSON_BYTE: usize = 32;
+/// Config bytes allowed beyond the per-byte budget (a few whole devices).
+pub const CONFIG_SLACK: usize = 64 << 10;
+
+thread_local! {
+    /// Config bytes the snapshot being parsed may still hold (`None`: no limit, outside
+    /// [`Snapshot::from_json`]).
+    static CONFIG_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Sets the config budget for one parse and clears it afterwards, even on error.
+struct BudgetGuard;
+
+impl BudgetGuard {
+    fn new(json_len: usize) -> Self {
+        let budget = json_len
+            .saturating_mul(CONFIG_BYTES_PER_JSON_BYTE)
+            .saturating_add(CONFIG_SLACK);
+        CONFIG_BUDGET.with(|b| b.set(Some(budget)));
+        BudgetGuard
+    }
+}
+
+impl Drop for BudgetGuard {
+    fn drop(&mut self) {
+        CONFIG_BUDGET.with(|b| b.set(None));
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -281,7 +323,9 @@ impl Snapshot {
     pub fn from_json(text: &str) -> Result<Self, String> {
         // One pass for a well-formed file; a file that does not parse is looked at again
         // for its header, so that a newer or foreign file is refused by name rather than
-        // by the first field it does not understand.
+        // by the first field it does not understand. Config space is budgeted against the
+        // size of the text while parsing (see `BudgetGuard`).
+        let _budget = BudgetGuard::new(text.len());
         match serde_json::from_str::<Snapshot>(text) {
             Ok(snap) => {
                 check_header(
@@ -307,7 +351,7 @@ impl Snapshot {
     }
 
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("snapshot serializes");
+        let mut s = crate::sanitize::to_json_pretty(self).expect("snapshot serializes");
         s.push('\n');
         s
     }
@@ -381,18 +425,20 @@ pub fn read_text_file(path: &Path, max: u64) -> Result<String, FileError> {
         path: path.to_path_buf(),
         source,
     };
+    let too_large = || FileError::invalid(path, format!("larger than {} MiB: refused", max >> 20));
     let f = std::fs::File::open(path).map_err(read_err)?;
-    // Sized from the file's length when it has one (a regular file): one allocation and
-    // one copy for a snapshot of many megabytes. The length is only a hint: reading stops
-    // at `max + 1` bytes whatever it says.
+    // A regular file says its size: refuse before reading any of it. Others (pipes,
+    // /proc files) are read up to the limit.
+    if f.metadata().is_ok_and(|m| m.is_file() && m.len() > max) {
+        return Err(too_large());
+    }
+    // Sized from the file's length when it has one: one allocation for a big snapshot.
+    // The length is only a hint: reading stops at `max + 1` bytes whatever it says.
     let hint = f.metadata().map(|m| m.len()).unwrap_or(0).min(max + 1);
     let mut buf = Vec::with_capacity(hint as usize + 1);
     f.take(max + 1).read_to_end(&mut buf).map_err(read_err)?;
     if buf.len() as u64 > max {
-        return Err(FileError::invalid(
-            path,
-            format!("larger than {} MiB: refused", max >> 20),
-        ));
+        return Err(too_large());
     }
     String::from_utf8(buf).map_err(|e| {
         FileError::invalid(
@@ -595,9 +641,11 @@ mod hex_u32_str_map {
 
 mod cpu_map {
     use std::collections::BTreeMap;
+    use std::fmt;
 
+    use serde::de::{Error as _, MapAccess, Visitor};
     use serde::ser::SerializeMap;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     use super::CpuMsrs;
 
@@ -612,22 +660,40 @@ mod cpu_map {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<u32, CpuMsrs>, D::Error> {
-        let raw = BTreeMap::<String, CpuMsrs>::deserialize(d)?;
-        raw.into_iter()
-            .map(|(k, v)| {
-                k.parse::<u32>()
-                    .map(|k| (k, v))
-                    .map_err(|_| serde::de::Error::custom(format!("bad CPU number {k:?}")))
-            })
-            .collect()
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BTreeMap<u32, CpuMsrs>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of CPU number to MSRs")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some(k) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if m.len() >= super::MAX_CPUS {
+                        return Err(A::Error::custom(format!(
+                            "more than {} CPUs: refused",
+                            super::MAX_CPUS
+                        )));
+                    }
+                    let cpu = k
+                        .parse::<u32>()
+                        .map_err(|_| A::Error::custom(format!("bad CPU number {k:?}")))?;
+                    m.insert(cpu, a.next_value::<CpuMsrs>()?);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
 mod bdf_map {
     use std::collections::BTreeMap;
+    use std::fmt;
 
+    use serde::de::{Error as _, MapAccess, Visitor};
     use serde::ser::SerializeMap;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     use super::{Bdf, PciDevice};
 
@@ -642,7 +708,27 @@ mod bdf_map {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<Bdf, PciDevice>, D::Error> {
-        BTreeMap::<Bdf, PciDevice>::deserialize(d)
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BTreeMap<Bdf, PciDevice>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of PCI address to device")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some(k) = a.next_key::<Bdf>()? {
+                    if m.len() >= super::MAX_PCI_DEVICES {
+                        return Err(A::Error::custom(format!(
+                            "more than {} PCI devices: refused",
+                            super::MAX_PCI_DEVICES
+                        )));
+                    }
+                    m.insert(k, a.next_value::<PciDevice>()?);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -685,6 +771,20 @@ mod config_bytes {
             return Err(D::Error::custom(format!(
                 "config length {} is larger than 4096",
                 r.len
+            )));
+        }
+        let over = super::CONFIG_BUDGET.with(|b| match b.get() {
+            Some(left) if r.len > left => true,
+            Some(left) => {
+                b.set(Some(left - r.len));
+                false
+            }
+            None => false,
+        });
+        if over {
+            return Err(D::Error::custom(format!(
+                "config spaces claim more than {} bytes for each byte of the file: refused",
+                super::CONFIG_BYTES_PER_JSON_BYTE
             )));
         }
         let h = r.hex.as_bytes();

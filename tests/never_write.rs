@@ -74,7 +74,9 @@ fn hardware_is_opened_read_only() {
     let mut files = Vec::new();
     rust_files(&root.join("src/capture"), &mut files);
     for f in files {
-        let text = fs::read_to_string(&f).unwrap();
+        let whole = fs::read_to_string(&f).unwrap();
+        // Unit tests at the end of a file build their own fixture files.
+        let text = whole.split("#[cfg(test)]").next().unwrap();
         for api in WRITE_APIS {
             assert!(
                 !text.contains(api),

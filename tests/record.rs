@@ -103,6 +103,12 @@ fn frames_equal_the_snapshots_appended() {
                 "frame {i}, checkpoint every {every}"
             );
         }
+        // Stepping forward from a frame in hand.
+        let mut s = rec.snapshot(3).unwrap();
+        rec.advance(&mut s, 3, 300).unwrap();
+        assert_eq!(s, snaps[300]);
+        rec.advance(&mut s, 300, 300).unwrap();
+        assert!(rec.advance(&mut s, 300, 299).is_err());
         // Frame times come from captured_at.
         let m = rec.frame_meta(3).unwrap();
         assert_eq!(m.rfc3339(), "2024-05-01T10:00:03.000Z");
@@ -510,9 +516,12 @@ fn live_recording_takes_frames_from_its_source() {
         count: None,
         duration: Some(Duration::from_millis(70)),
     };
+    let t = std::time::Instant::now();
     let n = record_live(&mut sink, &plan, &stop, || Ok(m.step().clone()), |_, _| {}).unwrap();
-    assert_eq!(n, 4, "frames at 0, 20, 40, 60 ms");
-    assert_eq!(Recording::open(&p).unwrap().frame_count(), 8);
+    // Frames are due at 0, 20, 40 and 60 ms; a slot missed on a busy machine is skipped.
+    assert!((1..=4).contains(&n), "{n} frames");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(Recording::open(&p).unwrap().frame_count(), 4 + n);
     drop(sink);
 
     // A failing source ends the recording with the error; what was written stays.
@@ -865,5 +874,60 @@ fn sigkill_at_any_moment_leaves_a_loadable_recording() {
         let r = Recording::open(&rec).unwrap();
         assert_eq!(r.frame_count(), n + 1);
         assert!(!r.truncated());
+    }
+}
+
+/// Damage that the checksum cannot catch (a writer with a bug, a hostile file with valid
+/// checksums): every byte of every record changed in turn, its checksum recomputed. Opening
+/// and rebuilding every frame must fail cleanly or succeed, never panic.
+#[test]
+fn records_with_valid_checksums_but_bad_contents_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.rec");
+    let snaps = session(6, small_spec());
+    let mut w = RecordingWriter::create_with(
+        &p,
+        &snaps[0],
+        &["a".into()],
+        WriterOptions {
+            checkpoint_every: 2,
+            ..quick()
+        },
+    )
+    .unwrap();
+    for s in &snaps[1..] {
+        w.append(s, &[]).unwrap();
+    }
+    w.mark("m").unwrap();
+    drop(w);
+    let good = fs::read(&p).unwrap();
+    let recs = records(&good);
+    let bad = dir.path().join("bad.rec");
+    let mut x = 0x9e37_79b9u32;
+    let mut start = 24;
+    for &(_, end) in &recs {
+        for at in start + 9..end {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let mut b = good.clone();
+            b[at] = b[at].wrapping_add(1 + (x % 255) as u8);
+            let mut h = crc32fast::Hasher::new();
+            h.update(&b[start..start + 5]);
+            h.update(&b[start + 9..end]);
+            b[start + 5..start + 9].copy_from_slice(&h.finalize().to_le_bytes());
+            fs::write(&bad, &b).unwrap();
+            if let Ok(rec) = Recording::open(&bad) {
+                for i in 0..rec.frame_count() {
+                    let _ = rec.snapshot(i);
+                    let _ = rec.changes(i);
+                }
+                let n = rec.frame_count() - 1;
+                let _ = rec.last_change_msr(1, 0x10, n);
+                let _ = rec.last_change_pci(Bdf::default(), 4, n);
+                let _ = regdrift::record::command::list(&rec);
+            }
+        }
+        start = end;
     }
 }

@@ -660,6 +660,16 @@ fn moving_registers_are_marked_and_can_be_left_out() {
     a.update(Action::Escape);
     let s = screen(&draw(&a));
     assert!(s.contains("1 moving hidden"), "{s}");
+    // An export says what the moving filter left out.
+    let r = a.shown_report().unwrap();
+    assert_eq!(r.divergences.len(), 3);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("1 divergence left out: on registers seen changing")),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]
@@ -888,7 +898,7 @@ mod live {
             let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
             match rx.recv_timeout(left) {
                 Ok(Action::Loaded(l)) => return l,
-                Ok(Action::CaptureStarted) => {}
+                Ok(Action::CaptureStarted) | Ok(Action::Recorded(Ok(_))) => {}
                 Ok(other) => panic!("unexpected {other:?}"),
                 Err(e) => panic!("no dataset from the worker: {e}"),
             }
@@ -916,6 +926,7 @@ mod live {
             Feed::Live {
                 opts,
                 interval: Duration::from_millis(50),
+                record: Some(dir.path().join("live.rec")),
             },
             Knowledge::active(),
             tx,
@@ -936,6 +947,12 @@ mod live {
                 capturing: true,
                 last_took: None,
                 error: None,
+                record: Some(regdrift::tui::app::RecordState {
+                    path: "live.rec".into(),
+                    frames: 0,
+                    marks: 0,
+                    error: None,
+                }),
             }),
         );
         app.update(Action::Loaded(first));
@@ -964,6 +981,34 @@ mod live {
         let screen = screen(&draw(&app));
         assert!(screen.contains("seen moving"), "{screen}");
         assert!(screen.contains("refresh #"), "{screen}");
+
+        // Every capture went into the recording; `m` marks the last frame.
+        app.update(Action::MarkPrompt);
+        keys(&mut app, "planted");
+        let cmds = app.update(Action::Submit);
+        let [Command::Mark(label)] = cmds.as_slice() else {
+            panic!("{cmds:?}")
+        };
+        w.send(Control::Mark(label.clone()));
+        loop {
+            match rx.recv_timeout(Duration::from_secs(20)).expect("a reply") {
+                a @ Action::Marked(_) => {
+                    app.update(a);
+                    break;
+                }
+                a @ Action::Recorded(_) => {
+                    app.update(a);
+                }
+                _ => {}
+            }
+        }
+        let m = app.message.clone().unwrap();
+        assert!(!m.error && m.text.contains("\"planted\""), "{m:?}");
+        let rec = regdrift::record::Recording::open(&dir.path().join("live.rec")).unwrap();
+        assert!(rec.frame_count() >= 2, "{}", rec.frame_count());
+        assert_eq!(rec.marks().len(), 1);
+        assert_eq!(rec.marks()[0].label, "planted");
+        assert!(rec.snapshot(rec.marks()[0].frame).unwrap().msr.is_some());
 
         // Another baseline, from a file; a bad one is reported, not fatal.
         let (b, _, _) = pair();
@@ -1338,5 +1383,50 @@ mod replay {
             let _ = draw(&s.app);
         }
         s.worker.send(Control::Stop);
+    }
+}
+
+mod cli {
+    use assert_cmd::Command;
+    use predicates::str::contains;
+
+    #[test]
+    fn explore_refuses_what_it_cannot_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("old.rec");
+        std::fs::write(&existing, b"x").unwrap();
+        Command::cargo_bin("regdrift")
+            .unwrap()
+            .args(["explore", "--record"])
+            .arg(&existing)
+            .assert()
+            .code(2)
+            .stderr(contains("old.rec exists"));
+        Command::cargo_bin("regdrift")
+            .unwrap()
+            .args(["explore", "a.json", "b.json", "--record", "new.rec"])
+            .assert()
+            .code(2)
+            .stderr(contains("--record records the live machine"));
+        Command::cargo_bin("regdrift")
+            .unwrap()
+            .args(["explore", "a.json"])
+            .assert()
+            .code(2)
+            .stderr(contains("one snapshot given"));
+        // Not on a terminal: said plainly, nothing drawn.
+        Command::cargo_bin("regdrift")
+            .unwrap()
+            .args(["explore", "a.json", "b.json"])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(contains("explore needs a terminal"));
+        Command::cargo_bin("regdrift")
+            .unwrap()
+            .args(["replay", "x.rec"])
+            .assert()
+            .code(2)
+            .stderr(contains("replay needs a terminal"));
     }
 }

@@ -303,15 +303,17 @@ fn live_mode_refreshes_and_learns_what_moves() {
     for cpu in 0..2 {
         root.msrs(cpu, &[(0x1fc, 2), (0x1a0, 0x850089)]).unwrap();
     }
+    let rec = dir.path().join("live.rec");
     let t = Tmux::new("live");
     t.start(
         120,
         30,
         &format!(
-            "'{}' explore --root '{}' --msrs 0x1a0,0x1fc --interval 200ms; echo \"EXIT=$?\"; \
-             stty -a; sleep 60",
+            "'{}' explore --root '{}' --msrs 0x1a0,0x1fc --interval 200ms --record '{}'; \
+             echo \"EXIT=$?\"; stty -a; sleep 60",
             env!("CARGO_BIN_EXE_regdrift"),
-            root.path().display()
+            root.path().display(),
+            rec.display()
         ),
     );
     t.wait("a few refreshes", |s| {
@@ -326,6 +328,15 @@ fn live_mode_refreshes_and_learns_what_moves() {
     let s = t.wait("the change", |s| s.contains("seen moving"));
     assert!(s.contains("1 divergence"), "{s}");
     assert!(s.contains("IA32_MISC_ENABLE"), "{s}");
+    assert!(s.contains("rec "), "recording shown: {s}");
+    // m marks the last recorded frame.
+    t.keys(&["m"]);
+    t.wait("the mark prompt", |s| {
+        s.contains("mark the last recorded frame")
+    });
+    t.keys(&["-l", "changed"]);
+    t.keys(&["Enter"]);
+    t.wait("the mark", |s| s.contains("marked frame"));
     // One key leaves out what was seen moving.
     t.keys(&["M"]);
     t.wait("the filter", |s| {
@@ -338,6 +349,16 @@ fn live_mode_refreshes_and_learns_what_moves() {
     let s = t.wait("the exit", exited);
     assert!(s.contains("EXIT=0"), "{s}");
     assert_cooked(&s);
+    // The session is a recording that replays, with the mark.
+    let list = Command::new(env!("CARGO_BIN_EXE_regdrift"))
+        .arg("replay")
+        .arg(&rec)
+        .arg("--list")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success(), "{text}");
+    assert!(text.contains("changed"), "{text}");
 }
 
 #[test]

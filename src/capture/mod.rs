@@ -75,6 +75,9 @@ pub struct CaptureOptions {
     pub phys_bits: Option<u8>,
     /// Show a progress bar (on a terminal, for scans).
     pub progress: bool,
+    /// Whether the root is a live machine (advice such as `modprobe msr` is given only
+    /// there); `None`: the root is live when it is `/`.
+    pub live: Option<bool>,
 }
 
 impl CaptureOptions {
@@ -86,6 +89,7 @@ impl CaptureOptions {
             cpus: None,
             phys_bits: None,
             progress: false,
+            live: None,
         }
     }
 }
@@ -147,7 +151,7 @@ pub fn capture_with(
     if !root.is_dir() {
         return Err(CaptureError::BadRoot { path: root.clone() });
     }
-    let live = is_live(root);
+    let live = opts.live.unwrap_or_else(|| is_live(root));
     let mut snap = Snapshot::new(Origin::Capture {
         root: root.display().to_string(),
     });

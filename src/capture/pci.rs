@@ -184,6 +184,15 @@ pub fn capture(root: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<P
                 let mut problems = Vec::new();
                 let dev = match inside_root(&canon_root, path, &mut links) {
                     Ok(dir) => read_device(&canon_root, &dir, live, &mut problems),
+                    // Listed a moment ago, its directory gone now: removed mid-capture.
+                    Err(_) if fs::symlink_metadata(path).is_ok() && !path.exists() => {
+                        problems.push(Problem::new(
+                            "pci",
+                            Some(path),
+                            "device vanished during capture",
+                        ));
+                        None
+                    }
                     Err(why) => {
                         problems.push(Problem::new("pci", Some(path), why));
                         None

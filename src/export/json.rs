@@ -4,7 +4,7 @@
 use crate::report::Report;
 
 pub fn render(report: &Report) -> String {
-    let mut s = serde_json::to_string_pretty(report).expect("report serializes");
+    let mut s = crate::sanitize::to_json_pretty(report).expect("report serializes");
     s.push('\n');
     s
 }

@@ -209,11 +209,14 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
     if !a.append && !a.force && a.output.exists() {
         bail!(
             "{} exists: use --append to add frames to it or --force to replace it",
-            a.output.display()
+            inert(&a.output.display().to_string())
         );
     }
     if files.is_empty() {
         return run_record_live(a);
+    }
+    if a.count.is_some() || a.duration.is_some() {
+        bail!("--count and --duration are for live recording, not for snapshot files");
     }
     if a.mark.len() > files.len() {
         bail!(
@@ -238,7 +241,7 @@ pub fn run_record(a: &RecordArgs) -> Result<u8> {
         "regdrift: {} frame{} written to {} ({} in all)",
         sink.written(),
         if sink.written() == 1 { "" } else { "s" },
-        a.output.display(),
+        inert(&a.output.display().to_string()),
         total
     );
     Ok(0)
@@ -297,12 +300,12 @@ pub fn record_with(a: &RecordArgs, source: impl FnMut() -> Result<Snapshot>) -> 
         Ok(_) => eprintln!(
             "regdrift: {written} frame{} written to {}",
             if written == 1 { "" } else { "s" },
-            a.output.display()
+            inert(&a.output.display().to_string())
         ),
         Err(_) if written > 0 => eprintln!(
             "regdrift: {written} frame{} written to {} before the error",
             if written == 1 { "" } else { "s" },
-            a.output.display()
+            inert(&a.output.display().to_string())
         ),
         Err(_) => {}
     }

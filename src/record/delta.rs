@@ -7,7 +7,9 @@
 //!
 //! MSR values are stored as the wrapping difference from the previous value, zigzag
 //! varint encoded: a counter that advanced by a few billion takes 5 bytes rather than 8,
-//! and a flipped low bit takes 1. A whole snapshot is a delta against [`empty`].
+//! and a flipped low bit takes 1. A whole snapshot is a delta against [`empty`]. The MSR
+//! section and each CPU's entry in it are length-prefixed, so that a "when did this last
+//! change" query skips what it does not ask about without decoding it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +22,7 @@ use crate::snapshot::{
 
 /// Largest config space a run may reach into.
 const MAX_CONFIG: usize = 4096;
+use crate::snapshot::{MAX_CPUS, MAX_PCI_DEVICES};
 
 /// Unchanged bytes tolerated inside one run before a new run starts (a run header costs
 /// two or three bytes).
@@ -653,6 +656,11 @@ fn apply_msr(sec: &mut MsrSection, d: MsrDelta) -> Result<(), ParseError> {
         }
     }
     for (cpu, c) in d.cpus {
+        if sec.cpus.len() >= MAX_CPUS && !sec.cpus.contains_key(&cpu) {
+            return Err(ParseError::new(format!(
+                "adds CPU {cpu} to {MAX_CPUS} CPUs: more than a snapshot may hold"
+            )));
+        }
         let m = sec.cpus.entry(cpu).or_default();
         if let Some(p) = c.phys_bits {
             m.phys_bits = p;
@@ -694,6 +702,11 @@ fn apply_pci(sec: &mut PciSection, d: PciDelta) -> Result<(), ParseError> {
         }
     }
     for (bdf, dd) in d.devices {
+        if sec.devices.len() >= MAX_PCI_DEVICES && !sec.devices.contains_key(&bdf) {
+            return Err(ParseError::new(format!(
+                "adds device {bdf} to {MAX_PCI_DEVICES} devices: more than a snapshot may hold"
+            )));
+        }
         let dev = sec.devices.entry(bdf).or_default();
         if let Some(id) = dd.ident {
             dev.vendor = id.vendor;
@@ -869,63 +882,76 @@ impl Delta {
             SectionChange::Removed => e.u8(REMOVED),
             SectionChange::Changed(m) => {
                 e.u8(CHANGED);
-                e.opt_str(m.selection.as_deref());
-                put_indices(&mut e, &m.removed_cpus);
-                e.u(m.cpus.len() as u64);
-                let mut prev = 0u32;
-                for (cpu, c) in &m.cpus {
-                    e.u(u64::from(cpu.wrapping_sub(prev)));
-                    prev = *cpu;
-                    let flags = match c.phys_bits {
-                        None => 0,
-                        Some(None) => CPU_PHYS_NONE,
-                        Some(Some(_)) => CPU_PHYS_SOME,
-                    } | if c.set.is_empty() { 0 } else { CPU_SET }
-                        | if c.removed.is_empty() { 0 } else { CPU_REMOVED }
-                        | if c.unreadable_set.is_empty() {
-                            0
-                        } else {
-                            CPU_UNREADABLE_SET
+                // Length-prefixed, so that a PCI query can skip the MSR section.
+                let mut body = Vec::new();
+                {
+                    let mut e = Enc(&mut body);
+                    e.opt_str(m.selection.as_deref());
+                    put_indices(&mut e, &m.removed_cpus);
+                    e.u(m.cpus.len() as u64);
+                    let mut prev = 0u32;
+                    let mut entry = Vec::new();
+                    for (cpu, c) in &m.cpus {
+                        e.u(u64::from(cpu.wrapping_sub(prev)));
+                        prev = *cpu;
+                        // Length-prefixed, so that a query skips other CPUs.
+                        entry.clear();
+                        {
+                            let mut e = Enc(&mut entry);
+                            let flags = match c.phys_bits {
+                                None => 0,
+                                Some(None) => CPU_PHYS_NONE,
+                                Some(Some(_)) => CPU_PHYS_SOME,
+                            } | if c.set.is_empty() { 0 } else { CPU_SET }
+                                | if c.removed.is_empty() { 0 } else { CPU_REMOVED }
+                                | if c.unreadable_set.is_empty() {
+                                    0
+                                } else {
+                                    CPU_UNREADABLE_SET
+                                }
+                                | if c.unreadable_removed.is_empty() {
+                                    0
+                                } else {
+                                    CPU_UNREADABLE_REMOVED
+                                }
+                                | match c.regular_file {
+                                    None => 0,
+                                    Some(true) => CPU_REGULAR_FILE,
+                                    Some(false) => CPU_NOT_REGULAR_FILE,
+                                };
+                            e.u8(flags);
+                            if let Some(Some(b)) = c.phys_bits {
+                                e.u8(b);
+                            }
+                            if !c.set.is_empty() {
+                                e.u(c.set.len() as u64);
+                                let mut p = 0u32;
+                                for (i, add) in &c.set {
+                                    e.u(u64::from(i.wrapping_sub(p)));
+                                    p = *i;
+                                    e.i(*add as i64);
+                                }
+                            }
+                            if !c.removed.is_empty() {
+                                put_indices(&mut e, &c.removed);
+                            }
+                            if !c.unreadable_set.is_empty() {
+                                e.u(c.unreadable_set.len() as u64);
+                                let mut p = 0u32;
+                                for (i, why) in &c.unreadable_set {
+                                    e.u(u64::from(i.wrapping_sub(p)));
+                                    p = *i;
+                                    e.str(why);
+                                }
+                            }
+                            if !c.unreadable_removed.is_empty() {
+                                put_indices(&mut e, &c.unreadable_removed);
+                            }
                         }
-                        | if c.unreadable_removed.is_empty() {
-                            0
-                        } else {
-                            CPU_UNREADABLE_REMOVED
-                        }
-                        | match c.regular_file {
-                            None => 0,
-                            Some(true) => CPU_REGULAR_FILE,
-                            Some(false) => CPU_NOT_REGULAR_FILE,
-                        };
-                    e.u8(flags);
-                    if let Some(Some(b)) = c.phys_bits {
-                        e.u8(b);
-                    }
-                    if !c.set.is_empty() {
-                        e.u(c.set.len() as u64);
-                        let mut p = 0u32;
-                        for (i, add) in &c.set {
-                            e.u(u64::from(i.wrapping_sub(p)));
-                            p = *i;
-                            e.i(*add as i64);
-                        }
-                    }
-                    if !c.removed.is_empty() {
-                        put_indices(&mut e, &c.removed);
-                    }
-                    if !c.unreadable_set.is_empty() {
-                        e.u(c.unreadable_set.len() as u64);
-                        let mut p = 0u32;
-                        for (i, why) in &c.unreadable_set {
-                            e.u(u64::from(i.wrapping_sub(p)));
-                            p = *i;
-                            e.str(why);
-                        }
-                    }
-                    if !c.unreadable_removed.is_empty() {
-                        put_indices(&mut e, &c.unreadable_removed);
+                        e.bytes(&entry);
                     }
                 }
+                e.bytes(&body);
             }
         }
         match &self.mtrr {
@@ -1008,13 +1034,20 @@ impl Delta {
             SectionChange::Unchanged => SectionChange::Unchanged,
             SectionChange::Removed => SectionChange::Removed,
             SectionChange::Changed(()) => {
+                let mut sub = Dec::new(d.bytes()?);
+                let d = &mut sub;
                 let selection = d.opt_str()?.map(str::to_string);
                 let removed_cpus = get_indices(d)?;
                 let n = d.count(2)?;
+                if n > MAX_CPUS {
+                    return Err(d.err(format!("{n} CPUs: more than {MAX_CPUS}")));
+                }
                 let mut cpus = Vec::with_capacity(n);
                 let mut prev = 0u32;
                 for _ in 0..n {
                     let cpu = get_index(d, &mut prev)?;
+                    let mut entry = Dec::new(d.bytes()?);
+                    let d = &mut entry;
                     let flags = d.u8()?;
                     let both = CPU_PHYS_NONE | CPU_PHYS_SOME;
                     let file = CPU_REGULAR_FILE | CPU_NOT_REGULAR_FILE;
@@ -1065,6 +1098,7 @@ impl Delta {
                     } else {
                         Vec::new()
                     };
+                    d.finish()?;
                     cpus.push((
                         cpu,
                         CpuDelta {
@@ -1077,6 +1111,7 @@ impl Delta {
                         },
                     ));
                 }
+                d.finish()?;
                 SectionChange::Changed(MsrDelta {
                     selection,
                     removed_cpus,
@@ -1102,6 +1137,9 @@ impl Delta {
                     removed.push(get_bdf(d)?);
                 }
                 let n = d.count(6)?;
+                if n > MAX_PCI_DEVICES {
+                    return Err(d.err(format!("{n} PCI devices: more than {MAX_PCI_DEVICES}")));
+                }
                 let mut devices = Vec::with_capacity(n);
                 for _ in 0..n {
                     let bdf = get_bdf(d)?;
@@ -1161,6 +1199,188 @@ fn section_tag(d: &mut Dec, name: &str) -> Result<SectionChange<()>, ParseError>
         REMOVED => Ok(SectionChange::Removed),
         CHANGED => Ok(SectionChange::Changed(())),
         t => Err(d.err(format!("bad {name} section tag {t}"))),
+    }
+}
+
+/// A register a "when did this last change" query asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Query {
+    Msr { cpu: u32, index: u32 },
+    Pci { bdf: Bdf, offset: u16 },
+}
+
+impl Delta {
+    pub fn touches(&self, q: Query) -> bool {
+        match q {
+            Query::Msr { cpu, index } => self.touches_msr(cpu, index),
+            Query::Pci { bdf, offset } => self.touches_pci(bdf, offset),
+        }
+    }
+
+    /// [`Delta::touches`] on an encoded delta, without building it: no allocation, and
+    /// an MSR query stops at its CPU, a PCI query skips the MSR section. Agrees with
+    /// decoding then asking for every delta regdrift writes (CPUs in ascending order; a
+    /// test holds them together).
+    pub(crate) fn encoded_touches(buf: &[u8], q: Query) -> Result<bool, ParseError> {
+        let mut d = Dec::new(buf);
+        match d.u8()? {
+            0 => {}
+            1 => {
+                d.opt_str()?;
+            }
+            2 => {
+                d.str()?;
+            }
+            t => return Err(d.err(format!("bad metadata tag {t}"))),
+        }
+        let (qcpu, qindex) = match q {
+            Query::Msr { cpu, index } => (Some(cpu), index),
+            Query::Pci { .. } => (None, 0),
+        };
+        match section_tag(&mut d, "MSR")? {
+            SectionChange::Unchanged => {}
+            SectionChange::Removed => {
+                if qcpu.is_some() {
+                    return Ok(true);
+                }
+            }
+            SectionChange::Changed(()) => {
+                let body = d.bytes()?;
+                if let Some(qcpu) = qcpu {
+                    return msr_body_touches(body, qcpu, qindex);
+                }
+            }
+        }
+        let Query::Pci { bdf, offset } = q else {
+            return Ok(false);
+        };
+        if let SectionChange::Changed(()) = section_tag(&mut d, "MTRR")? {
+            d.opt_u8()?;
+            d.opt_str()?;
+        }
+        pci_touches(&mut d, bdf, offset)
+    }
+}
+
+/// Whether an encoded MSR section change touches MSR `qindex` on `qcpu`. CPUs come in
+/// ascending order, so the walk stops at the first CPU past `qcpu`.
+fn msr_body_touches(body: &[u8], qcpu: u32, qindex: u32) -> Result<bool, ParseError> {
+    let mut d = Dec::new(body);
+    d.opt_str()?;
+    let n = d.count(1)?;
+    let mut prev = 0;
+    for _ in 0..n {
+        if get_index(&mut d, &mut prev)? == qcpu {
+            return Ok(true);
+        }
+    }
+    let n = d.count(2)?;
+    let mut prev = 0;
+    for _ in 0..n {
+        let cpu = get_index(&mut d, &mut prev)?;
+        if cpu > qcpu {
+            return Ok(false);
+        }
+        let entry = d.bytes()?;
+        if cpu != qcpu {
+            continue;
+        }
+        let mut d = Dec::new(entry);
+        let flags = d.u8()?;
+        if flags & CPU_PHYS_SOME != 0 {
+            d.u8()?;
+        }
+        let mut hit = false;
+        if flags & CPU_SET != 0 {
+            let n = d.count(2)?;
+            let mut p = 0;
+            for _ in 0..n {
+                hit |= get_index(&mut d, &mut p)? == qindex;
+                d.i()?;
+            }
+        }
+        if flags & CPU_REMOVED != 0 {
+            let n = d.count(1)?;
+            let mut p = 0;
+            for _ in 0..n {
+                hit |= get_index(&mut d, &mut p)? == qindex;
+            }
+        }
+        if flags & CPU_UNREADABLE_SET != 0 {
+            let n = d.count(2)?;
+            let mut p = 0;
+            for _ in 0..n {
+                hit |= get_index(&mut d, &mut p)? == qindex;
+                d.str()?;
+            }
+        }
+        if flags & CPU_UNREADABLE_REMOVED != 0 {
+            let n = d.count(1)?;
+            let mut p = 0;
+            for _ in 0..n {
+                hit |= get_index(&mut d, &mut p)? == qindex;
+            }
+        }
+        return Ok(hit);
+    }
+    Ok(false)
+}
+
+/// Whether the encoded PCI section change at `d` touches config byte `offset` of `bdf`.
+fn pci_touches(d: &mut Dec, bdf: Bdf, offset: u16) -> Result<bool, ParseError> {
+    match section_tag(d, "PCI")? {
+        SectionChange::Unchanged => Ok(false),
+        SectionChange::Removed => Ok(true),
+        SectionChange::Changed(()) => {
+            let n = d.count(4)?;
+            for _ in 0..n {
+                if get_bdf(d)? == bdf {
+                    return Ok(true);
+                }
+            }
+            let n = d.count(6)?;
+            for _ in 0..n {
+                let here = get_bdf(d)? == bdf;
+                match d.u8()? {
+                    0 => {}
+                    1 => {
+                        d.u16()?;
+                        d.u16()?;
+                        d.u32()?;
+                        d.u8()?;
+                        get_opt_u16(d)?;
+                        get_opt_u16(d)?;
+                        d.opt_str()?;
+                        d.opt_str()?;
+                        d.u8()?;
+                    }
+                    t => return Err(d.err(format!("bad device tag {t}"))),
+                }
+                let resized = match d.u8()? {
+                    0 => continue,
+                    1 => false,
+                    2 => {
+                        d.u16()?;
+                        true
+                    }
+                    t => return Err(d.err(format!("bad config tag {t}"))),
+                };
+                if here && resized {
+                    return Ok(true);
+                }
+                let n = d.count(2)?;
+                let mut end = 0u64;
+                for _ in 0..n {
+                    let start = end.saturating_add(d.u()?);
+                    let len = d.bytes()?.len() as u64;
+                    end = start.saturating_add(len);
+                    if here && (start..end).contains(&u64::from(offset)) {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        }
     }
 }
 
@@ -1318,6 +1538,57 @@ mod tests {
             .config
             .truncate(256);
         round_trip(&b, &e);
+    }
+
+    #[test]
+    fn skimming_agrees_with_decoding() {
+        let a = snap();
+        let mut b = a.clone();
+        let msr = b.msr.as_mut().unwrap();
+        msr.cpus.remove(&3);
+        let c0 = msr.cpus.get_mut(&0).unwrap();
+        c0.values.insert(0x10, 5);
+        c0.values.remove(&0x1a0);
+        c0.unreadable.insert(0x3a, "EIO".into());
+        c0.phys_bits = Some(39);
+        msr.cpus.get_mut(&1).unwrap().unreadable.remove(&0x1fc);
+        b.mtrr = None;
+        let bdf: Bdf = "00:1f.2".parse().unwrap();
+        let pci = b.pci.as_mut().unwrap();
+        let dev = pci.devices.get_mut(&bdf).unwrap();
+        dev.config[4] = 7;
+        dev.config[9] = 7;
+        dev.driver = None;
+        let mut other = dev.clone();
+        other.config.truncate(256);
+        pci.devices.insert("00:02.0".parse().unwrap(), other);
+        let pairs = [(&a, &b), (&b, &a), (&empty(), &a), (&a, &empty()), (&a, &a)];
+        let bdfs: [Bdf; 3] = [bdf, "00:02.0".parse().unwrap(), "00:03.0".parse().unwrap()];
+        for (x, y) in pairs {
+            let d = Delta::between(x, y);
+            let mut buf = Vec::new();
+            d.encode(&mut buf);
+            for cpu in 0..5 {
+                for index in [0x10, 0x1a0, 0x3a, 0x1fc, 0xc000_0080, 0x99] {
+                    let q = Query::Msr { cpu, index };
+                    assert_eq!(
+                        Delta::encoded_touches(&buf, q).unwrap(),
+                        d.touches(q),
+                        "{q:?}"
+                    );
+                }
+            }
+            for bdf in bdfs {
+                for offset in [0, 4, 5, 9, 10, 0x100, 0xfff] {
+                    let q = Query::Pci { bdf, offset };
+                    assert_eq!(
+                        Delta::encoded_touches(&buf, q).unwrap(),
+                        d.touches(q),
+                        "{q:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

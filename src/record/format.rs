@@ -14,8 +14,8 @@
 //!   the [`Delta`] from the previous frame. The first frame's delta is against
 //!   [`delta::empty`], so it holds the whole snapshot.
 //! - **checkpoint** (2): a frame number (always the frame just written) and the delta from
-//!   frame 0 to that frame. Written every 256 frames (or after 1 MiB of deltas), so that
-//!   reaching any frame costs one checkpoint and at most 255 small deltas. A checkpoint
+//!   frame 0 to that frame. Written every 64 frames (or after 256 KiB of deltas), so that
+//!   reaching any frame costs one checkpoint and at most 63 small deltas. A checkpoint
 //!   against frame 0 rather than a whole snapshot keeps an hour of a machine whose
 //!   counters tick every second close to one snapshot in size. Checkpoints only speed up
 //!   seeking: every frame is also reachable through the chain of deltas.
@@ -41,7 +41,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{FileError, ParseError};
 use crate::record::codec::{Dec, Enc};
-use crate::record::delta::{self, ChangeSummary, Delta};
+use crate::record::delta::{self, ChangeSummary, Delta, Query};
 use crate::snapshot::{Bdf, Snapshot};
 
 pub const FORMAT: &str = "regdrift-recording";
@@ -439,6 +439,7 @@ pub struct FrameMeta<'a> {
     /// When the frame was captured (its snapshot's `captured_at`, or when it was
     /// recorded), in milliseconds since the Unix epoch.
     pub time_ms: i64,
+    /// Labels as written: show them through [`crate::sanitize::inert`].
     pub marks: &'a [String],
 }
 
@@ -630,12 +631,92 @@ impl Recording {
         let payload = buf.split_off(RECORD_HEADER as usize);
         let (stored, computed) = record_crc(&h, &payload);
         if stored != computed || u32::from_le_bytes([h[0], h[1], h[2], h[3]]) != len {
-            return Err(FileError::invalid(
-                &self.path,
-                format!("the record at byte {offset} changed since the file was opened"),
-            ));
+            return Err(self.changed(offset));
         }
         Ok(payload)
+    }
+
+    /// Call `f(j, delta body)` for the frames `lo..=hi`, ascending or descending, reading
+    /// them in spans of up to 256 frames or 4 MiB with one read each; stops when `f`
+    /// returns true (and then returns true).
+    fn walk(
+        &self,
+        lo: usize,
+        hi: usize,
+        descending: bool,
+        mut f: impl FnMut(usize, &[u8]) -> Result<bool, FileError>,
+    ) -> Result<bool, FileError> {
+        const SPAN_FRAMES: usize = 256;
+        const SPAN_BYTES: u64 = 4 << 20;
+        let end_of = |j: usize| {
+            self.frames
+                .get(j)
+                .map_or(0, |e| e.offset + RECORD_HEADER + u64::from(e.len))
+        };
+        let start_of = |j: usize| self.frames.get(j).map_or(0, |e| e.offset);
+        // Cut lo..=hi into spans.
+        let mut spans = Vec::new();
+        let mut a = lo;
+        while a <= hi {
+            let mut b = a;
+            while b < hi && b - a + 1 < SPAN_FRAMES && end_of(b + 1) - start_of(a) <= SPAN_BYTES {
+                b += 1;
+            }
+            spans.push((a, b));
+            a = b + 1;
+        }
+        if descending {
+            spans.reverse();
+        }
+        let mut buf = Vec::new();
+        for (a, b) in spans {
+            let base = start_of(a);
+            let len = usize::try_from(end_of(b) - base)
+                .map_err(|_| FileError::invalid(&self.path, "span too large"))?;
+            buf.resize(len, 0);
+            self.file
+                .read_exact_at(&mut buf, base)
+                .map_err(|source| FileError::Read {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            let mut one = |j: usize| -> Result<bool, FileError> {
+                let e = self.frames.get(j).ok_or_else(|| self.no_frame(j))?;
+                let at = (e.offset - base) as usize;
+                let rec = buf
+                    .get(at..at + RECORD_HEADER as usize + e.len as usize)
+                    .ok_or_else(|| self.changed(e.offset))?;
+                let mut h = [0u8; RECORD_HEADER as usize];
+                h.copy_from_slice(&rec[..RECORD_HEADER as usize]);
+                let payload = &rec[RECORD_HEADER as usize..];
+                let (stored, computed) = record_crc(&h, payload);
+                if stored != computed {
+                    return Err(self.changed(e.offset));
+                }
+                f(j, payload.get(e.body as usize..).unwrap_or(&[]))
+            };
+            if descending {
+                for j in (a..=b).rev() {
+                    if one(j)? {
+                        return Ok(true);
+                    }
+                }
+            } else {
+                for j in a..=b {
+                    if one(j)? {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn changed(&self, offset: u64) -> FileError {
+        FileError::invalid(
+            &self.path,
+            format!("the record at byte {offset} changed since the file was opened"),
+        )
     }
 
     /// The change that made frame `i` from frame `i - 1` (frame 0: from an empty
@@ -679,12 +760,39 @@ impl Recording {
                 at = c.frame;
             }
         }
-        for j in at + 1..=i {
-            self.delta(j)?
-                .apply(&mut s)
-                .map_err(|e| self.frame_error(j, e))?;
+        if at < i {
+            self.walk(at + 1, i, false, |j, body| {
+                Delta::decode(body)
+                    .and_then(|d| d.apply(&mut s))
+                    .map_err(|e| self.frame_error(j, e))?;
+                Ok(false)
+            })?;
         }
         Ok(s)
+    }
+
+    /// Turn `s`, which must be frame `from`, into frame `to` (later) by applying the
+    /// deltas between: stepping forward (replay's play mode) costs one delta a frame.
+    pub fn advance(&self, s: &mut Snapshot, from: usize, to: usize) -> Result<(), FileError> {
+        if to >= self.frames.len() {
+            return Err(self.no_frame(to));
+        }
+        if to < from {
+            return Err(FileError::invalid(
+                &self.path,
+                format!("cannot advance from frame {from} back to frame {to}"),
+            ));
+        }
+        if from == to {
+            return Ok(());
+        }
+        self.walk(from + 1, to, false, |j, body| {
+            Delta::decode(body)
+                .and_then(|d| d.apply(s))
+                .map_err(|e| self.frame_error(j, e))?;
+            Ok(false)
+        })?;
+        Ok(())
     }
 
     /// Resolve a frame reference; a mark that several frames carry is an error that lists
@@ -744,7 +852,7 @@ impl Recording {
         index: u32,
         frame: usize,
     ) -> Result<Option<usize>, FileError> {
-        self.last_change(frame, |d| d.touches_msr(cpu, index))
+        self.last_change(frame, Query::Msr { cpu, index })
     }
 
     /// The latest frame in `1..=frame` that changed config byte `offset` of `bdf` (or
@@ -755,23 +863,26 @@ impl Recording {
         offset: u16,
         frame: usize,
     ) -> Result<Option<usize>, FileError> {
-        self.last_change(frame, |d| d.touches_pci(bdf, offset))
+        self.last_change(frame, Query::Pci { bdf, offset })
     }
 
-    fn last_change(
-        &self,
-        frame: usize,
-        touches: impl Fn(&Delta) -> bool,
-    ) -> Result<Option<usize>, FileError> {
+    /// The latest frame in `1..=frame` whose delta touches what `q` names.
+    pub fn last_change(&self, frame: usize, q: Query) -> Result<Option<usize>, FileError> {
         if frame >= self.frames.len() {
             return Err(self.no_frame(frame));
         }
-        for j in (1..=frame).rev() {
-            if touches(&self.delta(j)?) {
-                return Ok(Some(j));
-            }
+        if frame == 0 {
+            return Ok(None);
         }
-        Ok(None)
+        let mut found = None;
+        self.walk(1, frame, true, |j, body| {
+            let hit = Delta::encoded_touches(body, q).map_err(|e| self.frame_error(j, e))?;
+            if hit {
+                found = Some(j);
+            }
+            Ok(hit)
+        })?;
+        Ok(found)
     }
 }
 
@@ -792,8 +903,8 @@ impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             sync: true,
-            checkpoint_every: 256,
-            checkpoint_bytes: 1 << 20,
+            checkpoint_every: 64,
+            checkpoint_bytes: 256 << 10,
         }
     }
 }
@@ -814,11 +925,11 @@ pub struct RecordingWriter {
     buf: Vec<u8>,
 }
 
+/// Take the writer's lock on the file. A lock held for a moment longer than its writer
+/// (a child forked while the descriptor was open, before its exec closes it) is waited
+/// for briefly; a live writer is refused.
 fn lock(file: &File, path: &Path) -> Result<(), FileError> {
-    // A lock can be held for a moment by a process that merely inherited the descriptor
-    // between its fork and its exec (a sibling thread spawning a command): wait up to half
-    // a second before concluding that another writer holds it.
-    for attempt in 0..50 {
+    for attempt in 0..10 {
         // SAFETY: flock on a descriptor this function borrows; no memory is passed.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r == 0 {
@@ -829,8 +940,8 @@ fn lock(file: &File, path: &Path) -> Result<(), FileError> {
             // Filesystems without locks: carry on unlocked.
             return Ok(());
         }
-        if attempt < 49 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        if attempt < 9 {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
     Err(FileError::invalid(

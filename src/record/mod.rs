@@ -18,7 +18,7 @@ pub mod synth;
 use std::path::Path;
 
 pub use command::{RecordArgs, ReplayArgs};
-pub use delta::{ChangeSummary, Delta};
+pub use delta::{ChangeSummary, Delta, Query};
 pub use format::{
     Damage, DamageKind, FrameMeta, FrameRef, Mark, Recording, RecordingWriter, WriterOptions,
     FORMAT, VERSION,

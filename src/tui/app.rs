@@ -40,6 +40,7 @@ pub enum Action {
     ToggleDumpSide,
     ExportPrompt,
     BaselinePrompt,
+    MarkPrompt,
     Refresh,
     Help,
     Escape,
@@ -91,6 +92,10 @@ pub enum Action {
         what: String,
         result: Result<Option<usize>, String>,
     },
+    /// Live, recording: the frames in the recording now, or why recording stopped.
+    Recorded(Result<usize, String>),
+    /// Live, recording: the mark put on the last frame, or why not.
+    Marked(Result<String, String>),
     /// Time to show the next frame (replay playing).
     Tick,
 }
@@ -142,6 +147,8 @@ pub enum Command {
     BaselineFrame(usize),
     /// Replay: find the last frame at or before `frame` that changed `what`.
     LastChange { what: Changed, frame: usize },
+    /// Live, recording: mark the last frame recorded.
+    Mark(String),
 }
 
 /// What "when did this last change" asks about.
@@ -168,6 +175,7 @@ pub enum PromptKind {
     Search,
     Export,
     Baseline,
+    Mark,
 }
 
 impl PromptKind {
@@ -176,6 +184,7 @@ impl PromptKind {
             PromptKind::Search => "/",
             PromptKind::Export => "export to (.txt, .md, .json): ",
             PromptKind::Baseline => "baseline file: ",
+            PromptKind::Mark => "mark the last recorded frame: ",
         }
     }
 }
@@ -282,6 +291,18 @@ pub struct LiveState {
     pub refreshes: u64,
     pub capturing: bool,
     pub last_took: Option<Duration>,
+    pub error: Option<String>,
+    /// `--record FILE`: the file and the frames written so far (`None` once a write
+    /// failed).
+    pub record: Option<RecordState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordState {
+    pub path: String,
+    pub frames: usize,
+    pub marks: usize,
+    /// Why recording stopped, if it did.
     pub error: Option<String>,
 }
 
@@ -683,6 +704,7 @@ impl App {
         let shown: HashSet<usize> = self.tree.order.iter().map(|&(_, i)| i).collect();
         let mut r = ds.report.clone();
         let mut hidden_volatile = r.hidden_volatile;
+        let mut hidden_moving = 0usize;
         r.divergences = ds
             .report
             .divergences
@@ -694,12 +716,21 @@ impl App {
                 } else {
                     if d.volatile.is_some() {
                         hidden_volatile += 1;
+                    } else {
+                        hidden_moving += 1;
                     }
                     None
                 }
             })
             .collect();
         r.hidden_volatile = hidden_volatile;
+        if hidden_moving > 0 {
+            r.warnings.push(format!(
+                "{hidden_moving} divergence{} left out: on registers seen changing between \
+                 live captures",
+                if hidden_moving == 1 { "" } else { "s" }
+            ));
+        }
         Some(r)
     }
 
@@ -738,6 +769,8 @@ impl App {
                 | Action::Exported(_)
                 | Action::Signal(_)
                 | Action::LastChanged { .. }
+                | Action::Recorded(_)
+                | Action::Marked(_)
                 | Action::Tick => return self.update_background(action),
                 _ => {}
             }
@@ -877,6 +910,21 @@ impl App {
                     cmds.push(Command::Refresh);
                 }
             }
+            Action::MarkPrompt => match &self.session {
+                Session::Live(LiveState {
+                    record: Some(r), ..
+                }) if r.error.is_none() => {
+                    self.prompt = Some(Prompt {
+                        kind: PromptKind::Mark,
+                        text: String::new(),
+                        saved: None,
+                        hits: Vec::new(),
+                        hit: 0,
+                        saved_view: None,
+                    });
+                }
+                _ => self.warn("not recording: start with explore --record FILE"),
+            },
             Action::Help => {
                 self.help = true;
                 self.help_offset = 0;
@@ -941,6 +989,33 @@ impl App {
                 self.signal = Some(sig);
                 self.quit = true;
             }
+            Action::Recorded(result) => {
+                if let Session::Live(LiveState {
+                    record: Some(r), ..
+                }) = &mut self.session
+                {
+                    match result {
+                        Ok(n) => r.frames = n,
+                        Err(e) => {
+                            r.error = Some(e.clone());
+                            self.warn(format!("recording stopped: {e}"));
+                        }
+                    }
+                }
+            }
+            Action::Marked(result) => match result {
+                Ok(label) => {
+                    if let Session::Live(LiveState {
+                        record: Some(r), ..
+                    }) = &mut self.session
+                    {
+                        r.marks += 1;
+                        let n = r.frames.saturating_sub(1);
+                        self.say(format!("marked frame {n} {label:?}"));
+                    }
+                }
+                Err(e) => self.warn(format!("no mark: {e}")),
+            },
             _ => {}
         }
         Vec::new()
@@ -1268,6 +1343,13 @@ impl App {
                             });
                         }
                     }
+                    PromptKind::Mark => {
+                        if text.is_empty() {
+                            self.warn("no label: nothing marked");
+                        } else {
+                            cmds.push(Command::Mark(text));
+                        }
+                    }
                     PromptKind::Baseline => {
                         if text.is_empty() {
                             self.warn("no file name: baseline unchanged");
@@ -1292,6 +1374,8 @@ impl App {
             | Action::Exported(_)
             | Action::Signal(_)
             | Action::LastChanged { .. }
+            | Action::Recorded(_)
+            | Action::Marked(_)
             | Action::Tick => return false,
             _ => {}
         }

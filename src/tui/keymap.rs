@@ -148,6 +148,12 @@ pub static KEYMAP: &[Binding] = &[
         "load another baseline file",
     ),
     scoped(Scope::Live, &[k('r')], Action::Refresh, "capture again now"),
+    scoped(
+        Scope::Live,
+        &[k('m')],
+        Action::MarkPrompt,
+        "mark the last recorded frame (--record)",
+    ),
     scoped(Scope::Replay, &[k('p')], Action::PlayPause, "play / pause"),
     scoped(
         Scope::Replay,

@@ -52,6 +52,9 @@ pub struct ExploreArgs {
     /// Time between live captures.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
+    /// Record every live capture into this recording (a new file); `m` marks a frame.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     #[command(flatten)]
     pub capture: crate::cli::CaptureSpec,
 }
@@ -65,6 +68,15 @@ enum Msg {
 /// Run `regdrift explore`; returns the exit status.
 pub fn run_explore(args: &ExploreArgs) -> Result<u8> {
     let know = Knowledge::active();
+    if args.record.is_some() && !args.snapshots.is_empty() {
+        bail!("--record records the live machine: give no snapshot to compare with");
+    }
+    if let Some(r) = args.record.as_ref().filter(|r| r.exists()) {
+        bail!(
+            "{} exists: record into a new file (or add to it with `regdrift record --append`)",
+            r.display()
+        );
+    }
     let (baseline, current) = match (args.snapshots.as_slice(), &args.baseline) {
         ([a, b], None) => (Some(a.clone()), Some(b.clone())),
         ([b], Some(a)) => (Some(a.clone()), Some(b.clone())),
@@ -114,12 +126,28 @@ pub fn run_explore(args: &ExploreArgs) -> Result<u8> {
                     capturing: true,
                     last_took: None,
                     error: None,
+                    record: args.record.as_ref().map(|p| app::RecordState {
+                        path: p.display().to_string(),
+                        frames: 0,
+                        marks: 0,
+                        error: None,
+                    }),
                 }),
             );
             if baseline.is_none() {
                 app.filters.only_diverging = false;
             }
-            let w = Worker::start(baseline, Feed::Live { opts, interval }, know, atx);
+            let record = args.record.clone();
+            let w = Worker::start(
+                baseline,
+                Feed::Live {
+                    opts,
+                    interval,
+                    record,
+                },
+                know,
+                atx,
+            );
             (app, w)
         }
     };
@@ -296,6 +324,7 @@ fn handle(app: &mut App, worker: &Worker, tx: &Sender<Msg>, m: Msg) {
             Command::Seek(n) => worker.send(Control::Seek(n)),
             Command::BaselineFrame(n) => worker.send(Control::BaselineFrame(n)),
             Command::LastChange { what, frame } => worker.send(Control::LastChange { what, frame }),
+            Command::Mark(label) => worker.send(Control::Mark(label)),
             cmd @ Command::Export { .. } => {
                 let tx = tx.clone();
                 let _ = std::thread::Builder::new()

@@ -780,11 +780,13 @@ fn render_dump(
     for (i, line) in (start..lines).take(rows).enumerate() {
         let y = area.y + 1 + i as u16;
         let off = line * 16;
+        // Flush left: 16 bytes of a 4 KiB space fit in the 52 columns of an 80-column
+        // terminal.
         let (mut x, _) = buf.set_stringn(
-            area.x + 1,
+            area.x,
             y,
             format!("{off:0digits$x}:"),
-            area.width.saturating_sub(1) as usize,
+            area.width as usize,
             t.dim(),
         );
         for j in 0..16 {
@@ -1063,6 +1065,7 @@ fn render_timeline(r: &ReplayState, area: Rect, buf: &mut Buffer, t: Theme) {
 
 // ---- status line -------------------------------------------------------------------------
 
+/// ` (6.1.0, boot 1234abcd, 2024-05-01T10:00:00Z)`, or the import source, or nothing.
 fn side_desc(s: &crate::snapshot::Snapshot) -> String {
     let m = &s.meta;
     let mut parts = Vec::new();
@@ -1075,7 +1078,16 @@ fn side_desc(s: &crate::snapshot::Snapshot) -> String {
     if let Some(t) = &m.captured_at {
         parts.push(t.clone());
     }
-    inert(&parts.join(", ")).into_owned()
+    if parts.is_empty() {
+        if let crate::snapshot::Origin::Import { importer, .. } = &m.origin {
+            parts.push(format!("{importer} dump"));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", inert(&parts.join(", ")))
+    }
 }
 
 fn render_status(app: &App, area: Rect, buf: &mut Buffer, t: Theme) {
@@ -1108,15 +1120,28 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer, t: Theme) {
                 t.key()
             },
         ));
+        if let Some(r) = &s.record {
+            spans.push(match &r.error {
+                Some(_) => Span::styled("recording stopped  ", t.error()),
+                None => Span::styled(
+                    format!(
+                        "rec {} frame{}  ",
+                        r.frames,
+                        if r.frames == 1 { "" } else { "s" }
+                    ),
+                    t.diverge(),
+                ),
+            });
+        }
     }
     if let Some(ds) = &app.data {
         spans.extend([
             Span::styled("base ", t.dim()),
             Span::raw(inert(&ds.baseline.name).into_owned()),
-            Span::styled(format!(" ({})", side_desc(&ds.baseline.snap)), t.dim()),
+            Span::styled(side_desc(&ds.baseline.snap), t.dim()),
             Span::styled("  now ", t.dim()),
             Span::raw(inert(&ds.current.name).into_owned()),
-            Span::styled(format!(" ({})", side_desc(&ds.current.snap)), t.dim()),
+            Span::styled(side_desc(&ds.current.snap), t.dim()),
         ]);
     } else if let Session::Live(s) = &app.session {
         spans.push(Span::styled(format!("live {}", inert(&s.root)), t.dim()));

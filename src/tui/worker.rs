@@ -14,7 +14,7 @@ use super::tree::Moving;
 use crate::capture::CaptureOptions;
 use crate::decode::pci;
 use crate::diff::{diff_with, DiffOptions};
-use crate::record::Recording;
+use crate::record::{Recording, RecordingWriter};
 use crate::snapshot::{Bdf, PciDevice, Snapshot};
 
 /// Diff `baseline` against `current` (volatile divergences kept: the TUI filters them)
@@ -115,7 +115,8 @@ pub fn perform(cmd: Command) -> Option<Action> {
         | Command::Refresh
         | Command::Seek(_)
         | Command::BaselineFrame(_)
-        | Command::LastChange { .. } => None,
+        | Command::LastChange { .. }
+        | Command::Mark(_) => None,
     }
 }
 
@@ -133,6 +134,8 @@ pub enum Control {
         what: Changed,
         frame: usize,
     },
+    /// Live, recording: put a mark on the last frame recorded.
+    Mark(String),
     Stop,
 }
 
@@ -145,6 +148,8 @@ pub enum Feed {
     Live {
         opts: CaptureOptions,
         interval: Duration,
+        /// Append every capture to this recording (created by the first).
+        record: Option<PathBuf>,
     },
     /// The frames of a recording.
     Replay(Box<Recording>),
@@ -176,6 +181,7 @@ impl Worker {
                     frame: None,
                     know,
                     out,
+                    recording: None,
                 };
                 w.run(feed, rx);
             })
@@ -201,6 +207,8 @@ struct State {
     frame: Option<usize>,
     know: Knowledge,
     out: Sender<Action>,
+    /// Live: where captures are recorded, and the writer once the first frame is in.
+    recording: Option<(PathBuf, Option<RecordingWriter>)>,
 }
 
 /// The name of frame `i` of `rec`: `frame 12 [after-kexec]`.
@@ -224,13 +232,23 @@ impl State {
                     }
                 }
             }
-            Feed::Live { opts, interval } => {
+            Feed::Live {
+                opts,
+                interval,
+                record,
+            } => {
+                self.recording = record.map(|p| (p, None));
                 let mut due = Instant::now();
                 loop {
                     let wait = due.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(wait) {
                         Ok(Control::SetBaseline(p)) => self.set_baseline(&p),
                         Ok(Control::Refresh) => due = Instant::now(),
+                        Ok(Control::Mark(label)) => {
+                            if !self.mark(&label) {
+                                return;
+                            }
+                        }
                         Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                         Ok(_) => {}
                         Err(RecvTimeoutError::Timeout) => {
@@ -267,7 +285,7 @@ impl State {
             for (i, c) in batch.into_iter().enumerate() {
                 let alive = match c {
                     Control::Seek(n) if Some(i) == last_seek => self.seek(rec, n),
-                    Control::Seek(_) | Control::Refresh => true,
+                    Control::Seek(_) | Control::Refresh | Control::Mark(_) => true,
                     Control::SetBaseline(p) => {
                         self.set_baseline(&p);
                         true
@@ -391,8 +409,48 @@ impl State {
                 snap: src.snap.clone(),
             });
         }
+        if !self.record(&src.snap) {
+            return false;
+        }
         self.current = Some(src);
         self.send(LoadReason::Refresh, moved, Some(t0.elapsed()))
+    }
+
+    /// Append a capture to the recording, if there is one; a write error stops the
+    /// recording (and says so), not the exploring. False when the UI is gone.
+    fn record(&mut self, snap: &Snapshot) -> bool {
+        let Some((path, writer)) = &mut self.recording else {
+            return true;
+        };
+        let result = match writer {
+            Some(w) => w.append(snap, &[]).map(|_| w.frame_count()),
+            None => RecordingWriter::create(path, snap, &[]).map(|w| {
+                let n = w.frame_count();
+                *writer = Some(w);
+                n
+            }),
+        };
+        let msg = match result {
+            Ok(frames) => Action::Recorded(Ok(frames)),
+            Err(e) => {
+                self.recording = None;
+                Action::Recorded(Err(error_chain(&e)))
+            }
+        };
+        self.out.send(msg).is_ok()
+    }
+
+    /// Mark the last recorded frame. False when the UI is gone.
+    fn mark(&mut self, label: &str) -> bool {
+        let result = match &mut self.recording {
+            Some((_, Some(w))) => w
+                .mark(label)
+                .map(|()| label.to_string())
+                .map_err(|e| error_chain(&e)),
+            Some((_, None)) => Err("no frame recorded yet to mark".to_string()),
+            None => Err("not recording (explore --record FILE)".to_string()),
+        };
+        self.out.send(Action::Marked(result)).is_ok()
     }
 
     fn set_baseline(&mut self, path: &Path) {
