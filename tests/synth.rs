@@ -144,3 +144,25 @@ fn many_devices_are_read_in_parallel_as_in_order() {
         .collect();
     assert_eq!(reported, listed, "{:#?}", snap.meta.problems);
 }
+
+#[test]
+fn show_of_many_devices_keeps_their_order() {
+    let spec = Spec {
+        name: "wide".into(),
+        cpus: 1,
+        msrs: Some(10),
+        devices: 300,
+        seed: 9,
+        layout: synth::MsrLayout::Dense,
+    };
+    let pair = synth::generate(&spec);
+    let text = regdrift::export::show::render(&pair.baseline, "wide.json");
+    let pci = pair.baseline.pci.as_ref().unwrap();
+    let blocks: String = pci
+        .devices
+        .iter()
+        .map(|(b, d)| format!("\n{}", regdrift::export::pci_show::render_device(*b, d)))
+        .collect();
+    assert!(text.ends_with(&blocks));
+    assert!(text.contains("\nPCI: 300 devices\n"));
+}

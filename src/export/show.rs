@@ -9,7 +9,7 @@ use crate::decode::mtrr;
 use crate::regdb::RegDb;
 use crate::report::cpu_list;
 use crate::sanitize::inert;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Bdf, PciDevice, Snapshot};
 
 pub fn render(s: &Snapshot, name: &str) -> String {
     let mut o = String::new();
@@ -145,12 +145,41 @@ pub fn render(s: &Snapshot, name: &str) -> String {
     render_mtrr(&mut o, s);
     if let Some(pci) = &s.pci {
         let _ = writeln!(o, "\nPCI: {} devices", pci.devices.len());
-        for (bdf, dev) in &pci.devices {
+        let devices: Vec<_> = pci.devices.iter().collect();
+        for block in render_devices(&devices) {
             o.push('\n');
-            o.push_str(&crate::export::pci_show::render_device(*bdf, dev));
+            o.push_str(&block);
         }
     }
     o
+}
+
+/// Each device's block, in order; a big machine's devices are decoded by a few threads.
+fn render_devices(devices: &[(&Bdf, &PciDevice)]) -> Vec<String> {
+    let render = |part: &[(&Bdf, &PciDevice)]| -> Vec<String> {
+        part.iter()
+            .map(|(bdf, dev)| crate::export::pci_show::render_device(**bdf, dev))
+            .collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(devices.len().div_ceil(64))
+        .max(1);
+    if threads == 1 {
+        return render(devices);
+    }
+    let chunk = devices.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .chunks(chunk)
+            .map(|part| s.spawn(move || render(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 fn render_mtrr(o: &mut String, s: &Snapshot) {
