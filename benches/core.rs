@@ -206,7 +206,7 @@ impl Rows {
             ns(b.min),
             ns(b.median),
             ns(b.max),
-            r.median,
+            a.median / b.median,
             r.min,
             r.max
         );
