@@ -496,20 +496,6 @@ impl Ctx<'_> {
         out: &mut Vec<Divergence>,
         warnings: &mut Vec<String>,
     ) {
-        let states = |s: &Snapshot| -> BTreeMap<u32, mtrr::MtrrState> {
-            let phys = s.mtrr.as_ref().and_then(|m| m.phys_bits);
-            s.msr
-                .as_ref()
-                .map(|m| {
-                    m.cpus
-                        .iter()
-                        .filter_map(|(&cpu, v)| {
-                            mtrr::decode(&v.values, phys.or(v.phys_bits)).map(|st| (cpu, st))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let proc_lines = |s: &Snapshot, which: &str, warnings: &mut Vec<String>| {
             let text = s.mtrr.as_ref().and_then(|m| m.proc_mtrr.as_deref())?;
             match mtrr::parse_proc_mtrr(text) {
@@ -520,7 +506,7 @@ impl Ctx<'_> {
                 }
             }
         };
-        let (bs, cs) = (states(b), states(c));
+        let (bs, cs) = (mtrr::cpu_states(b), mtrr::cpu_states(c));
         let (bp, cp) = (
             proc_lines(b, "baseline", warnings),
             proc_lines(c, "current", warnings),
@@ -842,9 +828,8 @@ fn device_change(bdf: Bdf, b: Option<&PciDevice>, c: Option<&PciDevice>, what: &
     d.baseline = id(b);
     d.current = id(c);
     for (which, x) in [("baseline", b), ("current", c)] {
-        if let Some(x) = x.filter(|x| x.vanished) {
+        if x.is_some_and(|x| x.vanished) {
             d.notes.push(format!("vanished during the {which} capture"));
-            let _ = x;
         }
     }
     d.drivers = Some(Drivers {

@@ -53,4 +53,14 @@ impl ParseError {
             what: what.into(),
         }
     }
+
+    /// A TOML error in `text`, with the line its span starts on.
+    pub fn from_toml(text: &str, e: &toml::de::Error) -> Self {
+        ParseError {
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            what: e.message().to_string(),
+        }
+    }
 }

@@ -167,12 +167,7 @@ impl OwnerDb {
     }
 
     pub fn from_toml(text: &str) -> Result<OwnerDb, ParseError> {
-        let repr: FileRepr = toml::from_str(text).map_err(|e| ParseError {
-            line: e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
-            what: e.message().to_string(),
-        })?;
+        let repr: FileRepr = toml::from_str(text).map_err(|e| ParseError::from_toml(text, &e))?;
         let mut entries = Vec::new();
         for e in repr.owner {
             if e.msr.is_empty() && e.msr_range.is_empty() && e.pci.is_empty() {

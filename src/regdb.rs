@@ -256,15 +256,7 @@ impl RegDb {
     }
 
     pub fn from_toml(text: &str) -> Result<RegDb, ParseError> {
-        let repr: FileRepr = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            ParseError {
-                line,
-                what: e.message().to_string(),
-            }
-        })?;
+        let repr: FileRepr = toml::from_str(text).map_err(|e| ParseError::from_toml(text, &e))?;
         let mut db = RegDb::default();
         for m in repr.msr {
             let base = index_u32(m.index, "index").map_err(ParseError::new)?;

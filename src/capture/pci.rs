@@ -183,7 +183,7 @@ pub fn capture(root: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<P
             .map(|(n, bdf, path)| {
                 let mut problems = Vec::new();
                 let dev = match inside_root(&canon_root, path, &mut links) {
-                    Ok(dir) => read_device(&canon_root, &dir, live, &mut problems),
+                    Ok(dir) => read_device(&dir, live, &mut problems),
                     // Listed a moment ago, its directory gone now: removed mid-capture.
                     Err(_) if fs::symlink_metadata(path).is_ok() && !path.exists() => {
                         problems.push(Problem::new(
@@ -236,12 +236,7 @@ pub fn capture(root: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<P
     Some(PciSection { devices })
 }
 
-fn read_device(
-    root: &Path,
-    dir: &Path,
-    live: bool,
-    problems: &mut Vec<Problem>,
-) -> Option<PciDevice> {
+fn read_device(dir: &Path, live: bool, problems: &mut Vec<Problem>) -> Option<PciDevice> {
     let config_path = dir.join("config");
     let mut config = Vec::with_capacity(4096);
     let mut gone = false;
@@ -284,9 +279,6 @@ fn read_device(
         Ok(target) => target.file_name().map(|n| n.to_string_lossy().into_owned()),
         Err(_) => None,
     };
-    // A bound driver's link must also stay inside the root, but its name is all we need;
-    // resolving it is not necessary.
-    let _ = root;
     if !gone && !dir.exists() {
         gone = true;
     }

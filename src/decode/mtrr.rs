@@ -169,6 +169,21 @@ pub fn decode(values: &BTreeMap<u32, u64>, phys_bits: Option<u8>) -> Option<Mtrr
     Some(st)
 }
 
+/// The MTRR state of every CPU of `s` that has MTRRcap, decoded with the snapshot's
+/// physical address width (the `--phys-bits` override, else each CPU's CPUID).
+pub fn cpu_states(s: &crate::snapshot::Snapshot) -> BTreeMap<u32, MtrrState> {
+    let phys = s.mtrr.as_ref().and_then(|m| m.phys_bits);
+    s.msr
+        .as_ref()
+        .map(|m| {
+            m.cpus
+                .iter()
+                .filter_map(|(&cpu, v)| decode(&v.values, phys.or(v.phys_bits)).map(|st| (cpu, st)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One line of /proc/mtrr.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcMtrrLine {

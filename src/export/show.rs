@@ -183,19 +183,7 @@ fn render_devices(devices: &[(&Bdf, &PciDevice)]) -> Vec<String> {
 }
 
 fn render_mtrr(o: &mut String, s: &Snapshot) {
-    let phys = s.mtrr.as_ref().and_then(|m| m.phys_bits);
-    let states: Vec<(u32, mtrr::MtrrState)> = s
-        .msr
-        .as_ref()
-        .map(|m| {
-            m.cpus
-                .iter()
-                .filter_map(|(&c, v)| {
-                    mtrr::decode(&v.values, phys.or(v.phys_bits)).map(|st| (c, st))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let states: Vec<(u32, mtrr::MtrrState)> = mtrr::cpu_states(s).into_iter().collect();
     let proc_text = s.mtrr.as_ref().and_then(|m| m.proc_mtrr.as_deref());
     if states.is_empty() && proc_text.is_none() {
         return;
